@@ -1,0 +1,1 @@
+"""Commands, ports and process-manager policies over the event store."""

@@ -1,0 +1,112 @@
+"""Ports: what the application needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    body: str
+
+
+class Mailer(Protocol):
+    def send(self, message: Email) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, hashed: str, password: str) -> bool: ...
+
+    def needs_rehash(self, hashed: str) -> bool: ...
+
+
+class CredentialStore(Protocol):
+    """Password hashes, kept outside the event log."""
+
+    def set_password_hash(self, account_id: UUID, hashed: str) -> None: ...
+
+    def password_hash(self, account_id: UUID) -> str | None: ...
+
+    def forget(self, account_id: UUID) -> None: ...
+
+
+@dataclass(frozen=True)
+class Session:
+    id: UUID
+    account_id: UUID
+    refresh_jti: str
+    revoked: bool
+    expires_at: datetime
+
+
+class SessionStore(Protocol):
+    """Refresh-token sessions with rotation and reuse detection."""
+
+    def create(self, account_id: UUID, refresh_jti: str, expires_at: datetime) -> UUID: ...
+
+    def rotate(self, session_id: UUID, presented_jti: str, new_jti: str) -> bool:
+        """Swap the current jti if `presented_jti` is current; False means reuse or revoked."""
+        ...
+
+    def revoke(self, session_id: UUID) -> None: ...
+
+    def revoke_all(self, account_id: UUID) -> None: ...
+
+    def is_active(self, session_id: UUID) -> bool: ...
+
+
+class OneTimeTokens(Protocol):
+    """Single-use secrets (email verification, password reset); only their hashes are stored."""
+
+    def issue(self, account_id: UUID, purpose: str, ttl_seconds: int) -> str: ...
+
+    def peek(self, token: str, purpose: str) -> UUID | None:
+        """The account a live token belongs to, without using it up."""
+        ...
+
+    def consume(self, token: str, purpose: str) -> UUID | None: ...
+
+
+class RateLimiter(Protocol):
+    def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        """Count one hit; return seconds to wait if over the limit, else None."""
+        ...
+
+    def reset(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    account_id: UUID
+    session_id: UUID
+    jti: str
+
+
+class TokenIssuer(Protocol):
+    def issue(
+        self, account_id: UUID, role: str, session_id: UUID, refresh_jti: str
+    ) -> TokenPair: ...
+
+    def new_jti(self) -> str: ...
+
+    def decode_refresh(self, token: str) -> RefreshClaims: ...
+
+    @property
+    def refresh_ttl_seconds(self) -> int: ...

@@ -1,0 +1,101 @@
+"""Process-manager policies: an event comes in, ports are called, commands may go out.
+
+Each policy is registered under a stable name with the event classes it reacts to;
+the relay enqueues one message per (policy, event) and a worker runs the policy.
+Delivery is at-least-once, so every policy must tolerate seeing an event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
+from application.eventstore import EventStore
+from application.ports import Email, Mailer, OneTimeTokens
+from domain.accounts import Account
+from domain.roles import Track
+from domain.students import Student
+
+TRACK_NAMES = {
+    Track.DATA_PROFESSIONAL: "Data Professional",
+    Track.FULL_STACK: "Full-Stack Development",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    events: tuple[type, ...]
+    handle: Callable[[Any], None]
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(get_topic(cls) for cls in self.events)
+
+
+class MailPolicies:
+    """Emails that follow from account events."""
+
+    def __init__(
+        self, store: EventStore, mailer: Mailer, one_time: OneTimeTokens, public_url: str
+    ) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.one_time = one_time
+        self.public_url = public_url.rstrip("/")
+
+    def policies(self) -> list[Policy]:
+        return [
+            Policy("welcome_email", (Student.Enrolled,), self.welcome),
+            Policy("verification_email", (Account.Registered,), self.verification),
+            Policy("password_reset_email", (Account.PasswordResetRequested,), self.password_reset),
+        ]
+
+    def welcome(self, event: Student.Enrolled) -> None:
+        account = self.store.load(Account, event.account_id, "User")
+        track = TRACK_NAMES[Track(event.track)]
+        self.mailer.send(Email(
+            to=account.email,
+            subject="Welcome to ApraNova",
+            body=(
+                f"Hello {account.name},\n\n"
+                f"Welcome to the {track} track. Your ten projects, quizzes and personal "
+                f"workspace are waiting for you at {self.public_url}.\n\n— The ApraNova team\n"
+            ),
+        ))
+
+    def verification(self, event: Account.Registered) -> None:
+        account = self.store.load(Account, event.originator_id, "User")
+        if account.email_verified:
+            return
+        key = self.one_time.issue(account.id, VERIFY_EMAIL, VERIFY_EMAIL_TTL)
+        self.mailer.send(Email(
+            to=account.email,
+            subject="Confirm your email address",
+            body=(
+                f"Hello {account.name},\n\nConfirm your email address by opening\n"
+                f"{self.public_url}/api/auth/verify-email/{key}/\n\n"
+                f"The link is valid for {VERIFY_EMAIL_TTL // 3600} hours.\n"
+            ),
+        ))
+
+    def password_reset(self, event: Account.PasswordResetRequested) -> None:
+        account = self.store.load(Account, event.originator_id, "User")
+        if not account.active:
+            return
+        key = self.one_time.issue(account.id, PASSWORD_RESET, PASSWORD_RESET_TTL)
+        self.mailer.send(Email(
+            to=account.email,
+            subject="Reset your ApraNova password",
+            body=(
+                f"Hello {account.name},\n\nSomeone asked to reset your password. If it was "
+                f"you, send this key with your new password to "
+                f"{self.public_url}/api/auth/password/reset/confirm/ :\n\n{key}\n\n"
+                f"It is valid for {PASSWORD_RESET_TTL // 60} minutes. If it wasn't you, "
+                f"ignore this email.\n"
+            ),
+        ))

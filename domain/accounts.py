@@ -1,0 +1,158 @@
+"""The Account aggregate (identity, role, status) and the email claim that keeps emails unique.
+
+Credentials never appear here: password hashes and tokens live in the credentials store.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, Invalid
+from domain.ids import derived_id
+from domain.roles import Role
+
+MAX_NAME_LENGTH = 150
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 128
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_password_policy(password: str, email: str) -> None:
+    """Length bounds (the upper one keeps hashing cheap to refuse) and not the email itself."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise Invalid(
+            f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            code="WEAK_PASSWORD",
+        )
+    if password.strip().lower() == normalise_email(email):
+        raise Invalid("Password must not be the email address", code="WEAK_PASSWORD")
+
+
+class Account(Aggregate):
+    """A person who can log in. `actor_id` on every event says who caused it."""
+
+    class Registered(Aggregate.Created):
+        email: str
+        name: str
+        role: str
+        actor_id: UUID | None
+
+    class ProfileUpdated(Aggregate.Event):
+        name: str
+        actor_id: UUID
+
+    class RoleChanged(Aggregate.Event):
+        old_role: str
+        new_role: str
+        actor_id: UUID
+        reason: str
+
+    class EmailVerified(Aggregate.Event):
+        actor_id: UUID | None
+
+    class PasswordResetRequested(Aggregate.Event):
+        actor_id: UUID | None
+
+    class PasswordChanged(Aggregate.Event):
+        actor_id: UUID | None
+        via: str
+
+    class Deactivated(Aggregate.Event):
+        actor_id: UUID
+        reason: str
+
+    class Reactivated(Aggregate.Event):
+        actor_id: UUID
+        reason: str
+
+    @event(Registered)
+    def __init__(self, id: UUID, email: str, name: str, role: str, actor_id: UUID | None) -> None:
+        self.email = email
+        self.name = name
+        self.role = Role(role)
+        self.active = True
+        self.email_verified = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def _require_active(self) -> None:
+        if not self.active:
+            raise Conflict("The account is deactivated", code="ACCOUNT_INACTIVE")
+
+    def update_profile(self, name: str, actor_id: UUID) -> None:
+        self._require_active()
+        if name != self.name:
+            self._profile_updated(name=name, actor_id=actor_id)
+
+    @event(ProfileUpdated)
+    def _profile_updated(self, name: str, actor_id: UUID) -> None:
+        self.name = name
+
+    def change_role(self, role: Role, actor_id: UUID, reason: str) -> None:
+        self._require_active()
+        if role != self.role:
+            self._role_changed(old_role=self.role.value, new_role=role.value,
+                               actor_id=actor_id, reason=reason)
+
+    @event(RoleChanged)
+    def _role_changed(self, old_role: str, new_role: str, actor_id: UUID, reason: str) -> None:
+        self.role = Role(new_role)
+
+    def verify_email(self, actor_id: UUID | None) -> None:
+        if not self.email_verified:
+            self._email_verified(actor_id=actor_id)
+
+    @event(EmailVerified)
+    def _email_verified(self, actor_id: UUID | None) -> None:
+        self.email_verified = True
+
+    @event(PasswordResetRequested)
+    def request_password_reset(self, actor_id: UUID | None) -> None:
+        """Recorded so the mail process manager sends a reset link; the token is not in it."""
+
+    @event(PasswordChanged)
+    def password_changed(self, actor_id: UUID | None, via: str) -> None:
+        """A marker only: the hash itself is stored in the credentials store."""
+
+    def deactivate(self, actor_id: UUID, reason: str) -> None:
+        if self.active:
+            self._deactivated(actor_id=actor_id, reason=reason)
+
+    @event(Deactivated)
+    def _deactivated(self, actor_id: UUID, reason: str) -> None:
+        self.active = False
+
+    def reactivate(self, actor_id: UUID, reason: str) -> None:
+        if not self.active:
+            self._reactivated(actor_id=actor_id, reason=reason)
+
+    @event(Reactivated)
+    def _reactivated(self, actor_id: UUID, reason: str) -> None:
+        self.active = True
+
+
+class EmailClaim(Aggregate):
+    """One per normalised email; its deterministic id makes duplicate registrations collide."""
+
+    class Claimed(Aggregate.Created):
+        email: str
+        account_id: UUID
+
+    @staticmethod
+    def id_for(email: str) -> UUID:
+        return derived_id("email", normalise_email(email))
+
+    @classmethod
+    def create_id(cls, email: str) -> UUID:
+        return cls.id_for(email)
+
+    @event(Claimed)
+    def __init__(self, email: str, account_id: UUID) -> None:
+        self.account_id = account_id

@@ -1,0 +1,1 @@
+"""Adapters, settings, persistence and the composition root."""

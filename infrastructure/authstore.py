@@ -1,0 +1,147 @@
+"""Credentials, refresh sessions and one-time tokens: the secrets kept out of the event log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from psycopg_pool import ConnectionPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS auth_credentials (
+    account_id uuid PRIMARY KEY,
+    password_hash text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    id uuid PRIMARY KEY,
+    account_id uuid NOT NULL,
+    refresh_jti text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS auth_sessions_live_by_account
+    ON auth_sessions (account_id) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS auth_one_time_tokens (
+    token_hash bytea PRIMARY KEY,
+    account_id uuid NOT NULL,
+    purpose text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz
+);
+"""
+
+
+def _digest(token: str) -> bytes:
+    # The tokens are 256-bit random, so a fast hash is enough to make a leaked table useless.
+    return hashlib.sha256(token.encode()).digest()
+
+
+class PostgresCredentials:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def set_password_hash(self, account_id: UUID, hashed: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO auth_credentials (account_id, password_hash) VALUES (%s, %s) "
+                "ON CONFLICT (account_id) DO UPDATE "
+                "SET password_hash = EXCLUDED.password_hash, updated_at = now()",
+                (account_id, hashed),
+            )
+
+    def password_hash(self, account_id: UUID) -> str | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT password_hash FROM auth_credentials WHERE account_id = %s", (account_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def forget(self, account_id: UUID) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM auth_credentials WHERE account_id = %s", (account_id,))
+
+
+class PostgresSessions:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def create(self, account_id: UUID, refresh_jti: str, expires_at: datetime) -> UUID:
+        session_id = uuid4()
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO auth_sessions (id, account_id, refresh_jti, expires_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (session_id, account_id, refresh_jti, expires_at),
+            )
+        return session_id
+
+    def rotate(self, session_id: UUID, presented_jti: str, new_jti: str) -> bool:
+        # Compare-and-swap: of two concurrent uses of one refresh token only one wins.
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "UPDATE auth_sessions SET refresh_jti = %s WHERE id = %s AND refresh_jti = %s "
+                "AND revoked_at IS NULL AND expires_at > now() RETURNING id",
+                (new_jti, session_id, presented_jti),
+            ).fetchone()
+        return row is not None
+
+    def revoke(self, session_id: UUID) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE auth_sessions SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+                (session_id,),
+            )
+
+    def revoke_all(self, account_id: UUID) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE auth_sessions SET revoked_at = now() "
+                "WHERE account_id = %s AND revoked_at IS NULL",
+                (account_id,),
+            )
+
+    def is_active(self, session_id: UUID) -> bool:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM auth_sessions WHERE id = %s AND revoked_at IS NULL "
+                "AND expires_at > now()",
+                (session_id,),
+            ).fetchone()
+        return row is not None
+
+
+class PostgresOneTimeTokens:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def issue(self, account_id: UUID, purpose: str, ttl_seconds: int) -> str:
+        token = secrets.token_urlsafe(32)
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO auth_one_time_tokens (token_hash, account_id, purpose, expires_at) "
+                "VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
+                (_digest(token), account_id, purpose, ttl_seconds),
+            )
+        return token
+
+    def peek(self, token: str, purpose: str) -> UUID | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT account_id FROM auth_one_time_tokens WHERE token_hash = %s "
+                "AND purpose = %s AND used_at IS NULL AND expires_at > now()",
+                (_digest(token), purpose),
+            ).fetchone()
+        return row[0] if row else None
+
+    def consume(self, token: str, purpose: str) -> UUID | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "UPDATE auth_one_time_tokens SET used_at = now() WHERE token_hash = %s "
+                "AND purpose = %s AND used_at IS NULL AND expires_at > now() RETURNING account_id",
+                (_digest(token), purpose),
+            ).fetchone()
+        return row[0] if row else None

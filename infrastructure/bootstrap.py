@@ -1,0 +1,210 @@
+"""The composition root: builds every adapter and hands them to the application."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
+from eventsourcing.utils import Environment
+from psycopg_pool import ConnectionPool
+from redis import Redis
+
+from application.accounts import AccountCommands
+from application.auth import AuthCommands, LoginLimits
+from application.eventstore import EventStore
+from application.ports import Mailer
+from application.processes import MailPolicies, Policy
+from infrastructure import authstore, messaging
+from infrastructure.embedded import start_embedded
+from infrastructure.jwt_tokens import JwtTokens
+from infrastructure.mail import ConsoleMailer, SmtpMailer
+from infrastructure.passwords import Argon2Hasher
+from infrastructure.persistence import eventsourcing_env
+from infrastructure.ratelimit import RedisRateLimiter
+from infrastructure.settings import Settings
+from projections.base import ReadModelProjection
+from projections.users import UsersProjection, UsersView
+
+log = logging.getLogger("apranova")
+
+PROJECTIONS: tuple[type[ReadModelProjection], ...] = (UsersProjection,)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    # Embedded default: a random secret kept in the data directory, readable by us only.
+    path = settings.data_dir / "jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _mailer(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        return SmtpMailer(
+            settings.smtp_host, settings.smtp_port, settings.mail_from, settings.smtp_username,
+            settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            settings.smtp_starttls,
+        )
+    return ConsoleMailer()
+
+
+class Supervised:
+    """Keeps a projection runner going: restarts it (with a pause) after an error."""
+
+    def __init__(self, name: str, make: Callable[[], ProjectionRunner[Any, Any]]) -> None:
+        self.name = name
+        self._make = make
+        self._stop = threading.Event()
+        self._runner: ProjectionRunner[Any, Any] | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Supervised:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        pause = 0.5
+        while not self._stop.is_set():
+            try:
+                with self._make() as runner:
+                    self._runner = runner
+                    while not self._stop.is_set():
+                        runner.run_forever(timeout=0.5)
+                        if runner.is_interrupted.is_set():
+                            break
+            except Exception:
+                log.exception("%s stopped with an error; restarting", self.name)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 10)
+            else:
+                pause = 0.5
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            self._runner.stop()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    env: dict[str, str]
+    store: EventStore
+    pool: ConnectionPool
+    redis: Redis
+    tokens: JwtTokens
+    sessions: authstore.PostgresSessions
+    accounts: AccountCommands
+    auth: AuthCommands
+    users: UsersView
+    policies: list[Policy]
+    broker: Any
+    actor: Any
+    _handles: tuple[Any, ...] = ()
+    _background: list[Any] = field(default_factory=list)
+
+    # -- background components ---------------------------------------------------------------
+
+    def start_projections(self) -> None:
+        runner_env = {**self.env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
+        for projection in PROJECTIONS:
+            self._background.append(Supervised(f"projection:{projection.name}", (
+                lambda p=projection: ProjectionRunner(  # type: ignore[misc]
+                    application_class=EventStore, projection_class=p,
+                    view_class=p.view_class, env=runner_env)
+            )).start())
+
+    def start_relay(self) -> None:
+        relay = messaging.relay_class(self.policies, self.actor)
+        runner_env = {**self.env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
+        self._background.append(Supervised("relay", lambda: ProjectionRunner(
+            application_class=EventStore, projection_class=relay,
+            view_class=PostgresTrackingRecorder, env=runner_env)).start())
+
+    def start_worker(self) -> None:
+        self._background.append(messaging.start_worker(
+            self.broker, self.settings.worker_threads, self.settings.worker_prefetch))
+
+    def start_all(self) -> None:
+        self.start_projections()
+        self.start_relay()
+        self.start_worker()
+
+    def close(self) -> None:
+        for component in reversed(self._background):
+            component.stop()
+        self._background.clear()
+        self.store.close()
+        self.users.datastore.close()
+        self.pool.close()
+        self.redis.close()
+
+
+def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
+    factory = InfrastructureFactory[Any].construct(env=Environment(projection.name, env))
+    return factory.tracking_recorder(projection.view_class)  # type: ignore[attr-defined]
+
+
+def build(settings: Settings | None = None) -> Container:
+    settings = settings or Settings()
+    database_url, redis_url, handles = settings.database_url, settings.redis_url, ()
+    if database_url is None or redis_url is None:
+        embedded_db, embedded_redis, handles = start_embedded(
+            settings.data_dir, need_postgres=database_url is None, need_redis=redis_url is None)
+        database_url = database_url or embedded_db
+        redis_url = redis_url or embedded_redis
+    assert database_url is not None and redis_url is not None
+
+    env = eventsourcing_env(database_url, settings.pool_size)
+    store = EventStore(env=env)
+    pool = ConnectionPool(database_url, min_size=1, max_size=settings.pool_size,
+                          kwargs={"autocommit": True}, open=True, timeout=5)
+    with pool.connection() as conn:
+        conn.execute(authstore.SCHEMA)
+        conn.execute(messaging.SCHEMA)
+    redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+    hasher = Argon2Hasher()
+    credentials = authstore.PostgresCredentials(pool)
+    sessions = authstore.PostgresSessions(pool)
+    one_time = authstore.PostgresOneTimeTokens(pool)
+    tokens = JwtTokens(_jwt_secret(settings), settings.jwt_issuer, settings.jwt_audience,
+                       settings.access_ttl_seconds, settings.refresh_ttl_seconds)
+    limits = LoginLimits(settings.login_max_per_account, settings.login_account_window_seconds,
+                         settings.login_max_per_ip, settings.login_ip_window_seconds)
+
+    accounts = AccountCommands(store, credentials, hasher, sessions, settings.trainer_capacity)
+    auth = AuthCommands(store, credentials, hasher, sessions, tokens, one_time,
+                        RedisRateLimiter(redis, settings.redis_namespace), SystemClock(), limits)
+    policies = MailPolicies(store, _mailer(settings), one_time,
+                            settings.resolved_public_url()).policies()
+
+    broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
+    runner = messaging.PolicyRunner(store, pool, policies)
+    actor = messaging.declare_actor(broker, lambda: runner)
+
+    return Container(
+        settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
+        sessions=sessions, accounts=accounts, auth=auth, users=_view(env, UsersProjection),
+        policies=policies, broker=broker, actor=actor, _handles=handles,
+    )

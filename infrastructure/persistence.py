@@ -1,0 +1,32 @@
+"""Where the event store and read models live: one mapping from settings to the library's env."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import conninfo_to_dict
+
+EVENTSOURCING_DEFAULTS = {
+    "PERSISTENCE_MODULE": "eventsourcing.postgres",
+    # Measured on these machines: about twice the write throughput of plain statements.
+    "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+    "POSTGRES_CONNECT_TIMEOUT": "5",
+    # A finite lock timeout, so a stuck writer fails a request instead of hanging it.
+    "POSTGRES_LOCK_TIMEOUT": "5",
+    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+    "POSTGRES_PRE_PING": "y",
+}
+
+
+def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
+    """Translate a PostgreSQL URL into the eventsourcing library's POSTGRES_* variables."""
+    parts = conninfo_to_dict(database_url)
+    env = dict(EVENTSOURCING_DEFAULTS)
+    env.update({
+        "POSTGRES_DBNAME": str(parts.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(parts.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(parts.get("port") or "5432"),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+    })
+    return env

