@@ -36,6 +36,7 @@ from projections.users import UsersProjection, UsersView
 
 log = logging.getLogger("apranova")
 
+SCHEMA_LOCK = 0x41505241  # an arbitrary constant shared by every ApraNova process
 PROJECTIONS: tuple[type[ReadModelProjection], ...] = (UsersProjection,)
 
 
@@ -125,8 +126,14 @@ class Container:
 
     # -- background components ---------------------------------------------------------------
 
+    @property
+    def _runner_env(self) -> dict[str, str]:
+        # Tables exist already (build() made them under a lock); runners only read and apply.
+        return {**self.env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2",
+                "CREATE_TABLE": "n"}
+
     def start_projections(self) -> None:
-        runner_env = {**self.env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
+        runner_env = self._runner_env
         for projection in PROJECTIONS:
             self._background.append(Supervised(f"projection:{projection.name}", (
                 lambda p=projection: ProjectionRunner(  # type: ignore[misc]
@@ -136,7 +143,7 @@ class Container:
 
     def start_relay(self) -> None:
         relay = messaging.relay_class(self.policies, self.actor)
-        runner_env = {**self.env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
+        runner_env = self._runner_env
         self._background.append(Supervised("relay", lambda: ProjectionRunner(
             application_class=EventStore, projection_class=relay,
             view_class=PostgresTrackingRecorder, env=runner_env)).start())
@@ -162,7 +169,8 @@ class Container:
 
 def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
     factory = InfrastructureFactory[Any].construct(env=Environment(projection.name, env))
-    return factory.tracking_recorder(projection.view_class)  # type: ignore[attr-defined]
+    view_class = getattr(projection, "view_class", PostgresTrackingRecorder)
+    return factory.tracking_recorder(view_class)
 
 
 def build(settings: Settings | None = None) -> Container:
@@ -176,12 +184,21 @@ def build(settings: Settings | None = None) -> Container:
     assert database_url is not None and redis_url is not None
 
     env = eventsourcing_env(database_url, settings.pool_size)
-    store = EventStore(env=env)
     pool = ConnectionPool(database_url, min_size=1, max_size=settings.pool_size,
+                          name="apranova-auth",
                           kwargs={"autocommit": True}, open=True, timeout=5)
-    with pool.connection() as conn:
-        conn.execute(authstore.SCHEMA)
-        conn.execute(messaging.SCHEMA)
+    with pool.connection() as lock_conn:
+        # Every process creates what it needs at start; one at a time, since concurrent
+        # CREATE OR REPLACE of the same function fails ("tuple concurrently updated").
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            store = EventStore(env=env)
+            users = _view(env, UsersProjection)
+            _view(env, messaging.Relay).datastore.close()
+            lock_conn.execute(authstore.SCHEMA)
+            lock_conn.execute(messaging.SCHEMA)
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
     redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
 
     hasher = Argon2Hasher()
@@ -205,6 +222,6 @@ def build(settings: Settings | None = None) -> Container:
 
     return Container(
         settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
-        sessions=sessions, accounts=accounts, auth=auth, users=_view(env, UsersProjection),
+        sessions=sessions, accounts=accounts, auth=auth, users=users,
         policies=policies, broker=broker, actor=actor, _handles=handles,
     )

@@ -17,7 +17,12 @@ EVENTSOURCING_DEFAULTS = {
 
 
 def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
-    """Translate a PostgreSQL URL into the eventsourcing library's POSTGRES_* variables."""
+    """Translate a PostgreSQL URL into the eventsourcing library's POSTGRES_* variables.
+
+    The library opens POSTGRES_POOL_SIZE connections up front and grows by
+    POSTGRES_MAX_OVERFLOW under load; several pools live in one process, so keep the
+    standing part small and let load decide.
+    """
     parts = conninfo_to_dict(database_url)
     env = dict(EVENTSOURCING_DEFAULTS)
     env.update({
@@ -26,7 +31,7 @@ def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
         "POSTGRES_PORT": str(parts.get("port") or "5432"),
         "POSTGRES_USER": str(parts.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(parts.get("password") or ""),
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": str(max(pool_size - 2, 0)),
     })
     return env

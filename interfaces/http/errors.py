@@ -39,7 +39,7 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
 
 UNAVAILABLE = (
     StoreOperationalError, psycopg.OperationalError, PoolTimeout, redis.ConnectionError,
-    redis.TimeoutError, ProjectionLagging,
+    redis.TimeoutError,
 )
 
 
@@ -96,6 +96,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: IntegrityError) -> JSONResponse:
         return error_response(409, "CONCURRENT_MODIFICATION",
                               "Someone else changed this at the same time; try again")
+
+    @app.exception_handler(ProjectionLagging)
+    async def lagging(_: Request, exc: ProjectionLagging) -> JSONResponse:
+        return error_response(503, "PROJECTION_LAGGING",
+                              "The read model has not caught up with that position yet",
+                              headers={"Retry-After": "1"})
 
     for unavailable in UNAVAILABLE:
         @app.exception_handler(unavailable)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from application.accounts import UserChanges
@@ -21,6 +22,7 @@ from interfaces.http.dependencies import (
 )
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.schemas import Body, Email, Name, Password, Reason, UserOut
+from projections.base import ProjectionLagging
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -54,6 +56,15 @@ class AssignTrainerIn(Body):
     trainer_id: UUID
 
 
+class AcceptedOut(BaseModel):
+    detail: str
+    position: int
+
+
+# Commands answer with the changed object, or 202 if the read model lags behind them.
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {202: {"model": AcceptedOut}}
+
+
 class TrainerOut(BaseModel):
     id: UUID
     name: str
@@ -76,18 +87,30 @@ def _set_position(response: Response, position: int) -> None:
     response.headers["X-Position"] = str(position)
 
 
+def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Response:
+    """The changed user as the read model shows it once it includes the command.
+
+    The command is already stored; if the model can't catch up in time the answer is
+    202 with the position to read at, never an error that invites a blind retry.
+    """
+    headers = {"X-Position": str(position)}
+    try:
+        user = _user(c, user_id, position)
+    except ProjectionLagging:
+        return JSONResponse({"detail": "Accepted; the read model is catching up",
+                             "position": position}, status_code=202, headers=headers)
+    return JSONResponse(user.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
 @router.get("/profile/", response_model=UserOut)
 def get_profile(p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut:
     return _user(c, p.id, position)
 
 
-@router.put("/profile/", response_model=UserOut)
-def update_profile(
-    body: ProfileIn, p: PrincipalDep, c: ContainerDep, response: Response
-) -> UserOut:
-    position = c.accounts.update_profile(p.actor, body.name)
-    _set_position(response, position)
-    return _user(c, p.id, position)
+@router.put("/profile/", response_model=UserOut,
+             responses=COMMAND_RESPONSES)
+def update_profile(body: ProfileIn, p: PrincipalDep, c: ContainerDep) -> Response:
+    return _user_after(c, p.id, c.accounts.update_profile(p.actor, body.name))
 
 
 @router.get("/trainers/", response_model=Page[TrainerOut])
@@ -107,11 +130,11 @@ def trainers(
     return paginate(request, pages, count, results)
 
 
-@router.post("/assign-trainer/", response_model=UserOut)
-def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep, response: Response) -> UserOut:
+@router.post("/assign-trainer/", response_model=UserOut,
+             responses=COMMAND_RESPONSES)
+def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep) -> Response:
     position = c.accounts.assign_trainer(p.actor, body.student_id, body.trainer_id)
-    _set_position(response, position)
-    return _user(c, body.student_id, position)
+    return _user_after(c, body.student_id, position)
 
 
 @router.get("/", response_model=Page[UserOut])
@@ -129,12 +152,12 @@ def list_users(
     return paginate(request, pages, count, [UserOut.from_row(r) for r in rows])
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: CreateUserIn, p: Staff, c: ContainerDep, response: Response) -> UserOut:
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut,
+             responses=COMMAND_RESPONSES)
+def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Response:
     result = c.accounts.create_account(p.actor, body.email, body.name, body.password, body.role,
                                        body.track)
-    _set_position(response, result.position)
-    return _user(c, result.account_id, result.position)
+    return _user_after(c, result.account_id, result.position, status.HTTP_201_CREATED)
 
 
 @router.get("/{user_id}/", response_model=UserOut)
@@ -151,15 +174,14 @@ def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
     return user
 
 
-@router.put("/{user_id}/", response_model=UserOut)
+@router.put("/{user_id}/", response_model=UserOut,
+             responses=COMMAND_RESPONSES)
 def update_user(
-    user_id: UUID, body: UpdateUserIn, p: Staff, c: ContainerDep, response: Response
-) -> UserOut:
+    user_id: UUID, body: UpdateUserIn, p: Staff, c: ContainerDep
+) -> Response:
     changes = UserChanges(name=body.name, role=body.role, track=body.track,
                           is_active=body.is_active, reason=body.reason)
-    position = c.accounts.update_user(p.actor, user_id, changes)
-    _set_position(response, position)
-    return _user(c, user_id, position)
+    return _user_after(c, user_id, c.accounts.update_user(p.actor, user_id, changes))
 
 
 @router.delete("/{user_id}/", status_code=status.HTTP_204_NO_CONTENT)

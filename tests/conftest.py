@@ -1,0 +1,229 @@
+"""Shared fixtures: a fresh database on the real PostgreSQL, real Redis, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from domain.roles import Role
+from infrastructure.bootstrap import Container, build
+from infrastructure.settings import Settings
+from interfaces.http.app import create_app
+
+ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("APRANOVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+JWT_SECRET = "test-secret-" + "x" * 40
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def new_database() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
+    name = f"apranova_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
+    base["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo(**base)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with new_database() as url:
+        yield url
+
+
+@dataclass
+class Mailbox:
+    messages: list[Message] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def to(self, address: str) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    def wait_for(self, address: str, subject: str, timeout: float = 15.0) -> Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.to(address):
+                if subject in (message["Subject"] or ""):
+                    return message
+            time.sleep(0.05)
+        raise AssertionError(f"no email '{subject}' to {address} within {timeout}s")
+
+
+class _Handler:
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.mailbox.lock:
+            self.mailbox.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(_Handler(mailbox), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
+    return smtp[0]
+
+
+def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url, "redis_url": REDIS_URL, "jwt_secret": JWT_SECRET,
+        "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "data_dir": tmp,
+        "redis_namespace": f"apranova-test-{uuid.uuid4().hex[:8]}",
+        "login_max_per_ip": 100_000, "login_max_per_account": 1_000, "pool_size": 20,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Server:
+    container: Container
+    url: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@contextmanager
+def running_server(settings: Settings, background: bool = True) -> Iterator[Server]:
+    """The real app under uvicorn on a free loopback port, with its background components."""
+    container = build(settings)
+    if background:
+        container.start_all()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Server(container, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        container.close()
+
+
+@pytest.fixture(scope="session")
+def server(
+    database_url: str, smtp: tuple[Mailbox, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    settings = make_settings(database_url, smtp[1], tmp_path_factory.mktemp("data"))
+    with running_server(settings) as s:
+        yield s
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    access: str
+    refresh: str
+    role: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD) -> User:
+    r = client.post("/api/auth/login/", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return User(body["user"]["id"], email, body["access"], body["refresh"], body["user"]["role"])
+
+
+def register_student(client: httpx.Client, track: str = "DP", name: str = "Student") -> User:
+    email = unique_email("student")
+    r = client.post("/api/auth/register/", json={
+        "email": email, "password": PASSWORD, "name": name, "track": track})
+    assert r.status_code == 201, r.text
+    return login(client, email)
+
+
+def make_staff(server: Server, client: httpx.Client, role: Role) -> User:
+    """Administrators come from the operator's command path; others from an admin's request."""
+    email = unique_email(role.value)
+    if role in (Role.ADMIN, Role.SUPERADMIN):
+        server.container.accounts.create_administrator(email, role.value.title(), PASSWORD, role)
+    else:
+        root = make_staff(server, client, Role.SUPERADMIN)
+        r = client.post("/api/users/", headers=root.headers, json={
+            "email": email, "password": PASSWORD, "name": role.value.title(),
+            "role": role.value})
+        assert r.status_code == 201, r.text
+    return login(client, email)
+
+
+@pytest.fixture
+def student(client: httpx.Client) -> User:
+    return register_student(client)
+
+
+@pytest.fixture
+def admin(server: Server, client: httpx.Client) -> User:
+    return make_staff(server, client, Role.ADMIN)
+
+
+@pytest.fixture
+def superadmin(server: Server, client: httpx.Client) -> User:
+    return make_staff(server, client, Role.SUPERADMIN)
+
+
+@pytest.fixture
+def trainer(server: Server, client: httpx.Client) -> User:
+    return make_staff(server, client, Role.TRAINER)

@@ -1,0 +1,49 @@
+"""Liveness, readiness (real dependencies) and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Mailbox, free_port, make_settings, running_server
+
+
+def test_livez_and_readyz(client: httpx.Client) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_readyz_reports_an_unreachable_redis(
+    database_url: str, smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    settings = make_settings(database_url, smtp[1], tmp_path,
+                             redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with running_server(settings, background=False) as s, s.client() as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert body["error"]["details"]["postgres"] == "ok"
+        assert body["error"]["details"]["redis"].startswith("unavailable")
+        # Login needs Redis for rate limiting: a clear 503, not a 500.
+        r = c.post("/api/auth/login/", json={"email": "a@example.com", "password": "x" * 12})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+def test_metrics_count_requests_by_route_template(client: httpx.Client) -> None:
+    client.get("/api/users/00000000-0000-4000-8000-000000000000/")
+    text = client.get("/metrics").text
+    assert "apranova_http_requests_total" in text
+    assert 'route="/api/users/{user_id}/"' in text
+    assert "apranova_http_request_duration_seconds_bucket" in text
+
+
+def test_openapi_documents_the_api(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/api/auth/register/", "/api/auth/login/", "/api/auth/token/refresh/",
+                 "/api/auth/logout/", "/api/users/profile/", "/api/users/assign-trainer/"):
+        assert path in spec["paths"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,111 @@
+"""The relay, dramatiq on the real Redis, a real worker and aiosmtpd: mail process managers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from application.processes import Policy
+from domain.accounts import Account
+from infrastructure.messaging import PolicyRunner
+from tests.conftest import PASSWORD, Mailbox, Server, unique_email
+
+
+def _register(client: httpx.Client, email: str, track: str = "FSD") -> UUID:
+    r = client.post("/api/auth/register/", json={
+        "email": email, "password": PASSWORD, "name": "Linus", "track": track})
+    assert r.status_code == 201
+    return UUID(r.json()["user"]["id"])
+
+
+def test_student_registration_sends_one_welcome_email(
+    client: httpx.Client, mailbox: Mailbox,
+) -> None:
+    email = unique_email()
+    _register(client, email)
+    message = mailbox.wait_for(email, "Welcome to ApraNova")
+    body = message.get_payload(decode=True).decode()
+    assert "Hello Linus" in body and "Full-Stack Development" in body
+    time.sleep(0.5)
+    assert len([m for m in mailbox.to(email) if "Welcome" in m["Subject"]]) == 1
+
+
+def test_admin_created_staff_get_no_welcome_but_a_verification_email(
+    client: httpx.Client, mailbox: Mailbox, server: Server,
+) -> None:
+    from domain.roles import Role
+
+    email = unique_email("staff")
+    server.container.accounts.create_administrator(email, "Op", PASSWORD, Role.ADMIN)
+    mailbox.wait_for(email, "Confirm your email")
+    assert not any("Welcome" in m["Subject"] for m in mailbox.to(email))
+
+
+def _position_of_registration(server: Server, account_id: UUID) -> int:
+    recorder = server.container.store.recorder
+    for n in recorder.select_notifications(start=1, limit=100_000):
+        if n.originator_id == account_id and n.originator_version == 1:
+            return n.id
+    raise AssertionError("registration not in the log")
+
+
+def test_redelivered_messages_do_not_send_twice(
+    client: httpx.Client, mailbox: Mailbox, server: Server,
+) -> None:
+    email = unique_email()
+    account_id = _register(client, email)
+    mailbox.wait_for(email, "Confirm your email")
+    position = _position_of_registration(server, account_id)
+    # At-least-once delivery: the same (policy, event) arrives again, twice.
+    server.container.actor.send("verification_email", position)
+    server.container.actor.send("verification_email", position)
+    time.sleep(1.5)
+    assert len([m for m in mailbox.to(email) if "Confirm" in m["Subject"]]) == 1
+
+
+def test_a_policy_that_keeps_failing_is_recorded_not_lost(server: Server) -> None:
+    calls: list[object] = []
+
+    def broken(event: object) -> None:
+        calls.append(event)
+        raise RuntimeError("mail server on fire")
+
+    container = server.container
+    account_id = container.accounts.register_student(
+        unique_email(), "F", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
+    ).account_id
+    position = _position_of_registration(server, account_id)
+    runner = PolicyRunner(container.store, container.pool,
+                          [Policy("broken_policy", (Account.Registered,), broken)])
+    with pytest.raises(RuntimeError):
+        runner.run("broken_policy", position, final_attempt=False)
+    runner.run("broken_policy", position, final_attempt=True)
+    with container.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT status, error FROM pm_processed WHERE policy = %s AND notification_id = %s",
+            ("broken_policy", position)).fetchone()
+    assert row is not None and row[0] == "failed" and "mail server on fire" in row[1]
+    # Once recorded, a redelivery does not run it again.
+    runner.run("broken_policy", position, final_attempt=True)
+    assert len(calls) == 2
+
+
+def test_relay_resumes_from_its_position_after_a_restart(
+    server: Server, client: httpx.Client, mailbox: Mailbox, tmp_path: Path,
+) -> None:
+    container = server.container
+    relays = [c for c in container._background if getattr(c, "name", "") == "relay"]
+    assert relays, "the server runs a relay"
+    relays[0].stop()
+    container._background.remove(relays[0])
+    email = unique_email()
+    _register(client, email)  # logged while no relay runs
+    time.sleep(0.5)
+    assert mailbox.to(email) == []
+    container.start_relay()
+    mailbox.wait_for(email, "Welcome to ApraNova")
+    mailbox.wait_for(email, "Confirm your email")

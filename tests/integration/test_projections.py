@@ -1,0 +1,110 @@
+"""The users projection: exactly-once application and read-your-writes waits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
+from eventsourcing.utils import Environment
+
+from application.eventstore import APPLICATION_NAME
+from domain.students import Student
+from infrastructure.settings import Settings
+from projections.base import ProjectionLagging
+from projections.users import UsersProjection, UsersView
+from tests.conftest import (
+    Mailbox,
+    Server,
+    User,
+    make_settings,
+    new_database,
+    register_student,
+    running_server,
+)
+
+
+def test_an_event_is_applied_once_even_if_delivered_twice(
+    server: Server, client: httpx.Client, trainer: User, admin: User,
+) -> None:
+    s = register_student(client)
+    r = client.post("/api/users/assign-trainer/", headers=admin.headers,
+                    json={"student_id": s.id, "trainer_id": trainer.id})
+    position = int(r.headers["X-Position"])
+    view = server.container.users
+    view.wait_for(position, 5)
+    before = view.get(UUID(trainer.id))
+    assert before is not None and before["student_count"] == 1
+    # Re-deliver the already-applied event: tracking refuses it in the same transaction.
+    store = server.container.store
+    [(event, at)] = [
+        (e, n.id) for n in store.recorder.select_notifications(start=position - 3, limit=4)
+        if isinstance(e := store.mapper.to_domain_event(n), Student.TrainerAssigned)
+    ]
+    projection = UsersProjection(view=view)
+    with pytest.raises(IntegrityError):
+        projection.process_event(event, Tracking(APPLICATION_NAME, at))
+    after = view.get(UUID(trainer.id))
+    assert after is not None and after["student_count"] == 1
+
+
+def test_waiting_for_a_position_the_model_does_not_follow_returns_at_once(
+    server: Server, client: httpx.Client,
+) -> None:
+    register_student(client)
+    view = server.container.users
+    latest = server.container.store.recorder.max_notification_id() or 0
+    view.wait_for(latest, 5)
+    assert view.has_reached(latest)
+
+
+def test_a_model_behind_a_followed_event_times_out(
+    server: Server, client: httpx.Client, student: User,
+) -> None:
+    # A beyond-the-log position has no pending followed events, so it counts as reached.
+    latest = server.container.store.recorder.max_notification_id() or 0
+    server.container.users.wait_for(latest, 5)
+    assert server.container.users.has_reached(latest + 10_000_000)
+    # The same model under a fresh tracking table is behind every followed event.
+    factory = InfrastructureFactory[UsersView].construct(
+        env=Environment(f"users_behind_{uuid4().hex[:6]}", server.container.env))
+    behind = factory.tracking_recorder(UsersView)
+    try:
+        assert not behind.has_reached(1)
+        with pytest.raises(ProjectionLagging):
+            behind.wait_for(1, timeout=0.3)
+    finally:
+        behind.datastore.close()
+
+
+def test_reads_wait_for_positions_and_lagging_models_answer_503(
+    smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    # A database of its own: no other server's projections may catch up for us.
+    with new_database() as database_url:
+        settings = make_settings(database_url, smtp[1], tmp_path, read_wait_seconds=0.3)
+        _lagging_scenario(settings)
+
+
+def _lagging_scenario(settings: Settings) -> None:
+    with running_server(settings, background=False) as s, s.client() as c:
+        s.container.start_projections()
+        user = register_student(c)
+        for component in s.container._background:
+            component.stop()
+        s.container._background.clear()
+        # The command is stored, but its read model can't catch up: 202, not a false 200.
+        r = c.put("/api/users/profile/", headers=user.headers, json={"name": "Later"})
+        assert r.status_code == 202
+        position = r.headers["X-Position"]
+        assert r.json()["position"] == int(position)
+        r = c.get("/api/users/profile/", headers={**user.headers, "X-Position": position})
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "PROJECTION_LAGGING"
+        assert r.headers["Retry-After"] == "1"
+        s.container.start_projections()
+        s.container.users.wait_for(int(position), 10)
+        r = c.get("/api/users/profile/", headers={**user.headers, "X-Position": position})
+        assert r.status_code == 200 and r.json()["name"] == "Later"
