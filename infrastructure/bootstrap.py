@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import dramatiq
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
@@ -76,11 +77,16 @@ class Supervised:
         self._make = make
         self._stop = threading.Event()
         self._runner: ProjectionRunner[Any, Any] | None = None
+        self._healthy = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> Supervised:
         self._thread.start()
         return self
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread.is_alive() and self._healthy
 
     def _loop(self) -> None:
         pause = 0.5
@@ -88,11 +94,13 @@ class Supervised:
             try:
                 with self._make() as runner:
                     self._runner = runner
+                    self._healthy = True
                     while not self._stop.is_set():
                         runner.run_forever(timeout=0.5)
                         if runner.is_interrupted.is_set():
                             break
             except Exception:
+                self._healthy = False
                 log.exception("%s stopped with an error; restarting", self.name)
                 self._stop.wait(pause)
                 pause = min(pause * 2, 10)
@@ -151,6 +159,16 @@ class Container:
     def start_worker(self) -> None:
         self._background.append(messaging.start_worker(
             self.broker, self.settings.worker_threads, self.settings.worker_prefetch))
+
+    def healthy(self) -> bool:
+        """Whether every background component this process started is running."""
+        for component in self._background:
+            if isinstance(component, Supervised) and not component.healthy:
+                return False
+            if isinstance(component, dramatiq.Worker) and not any(
+                    c.is_alive() for c in component.consumers.values()):
+                return False
+        return True
 
     def start_all(self) -> None:
         self.start_projections()

@@ -12,7 +12,9 @@ EVENTSOURCING_DEFAULTS = {
     # A finite lock timeout, so a stuck writer fails a request instead of hanging it.
     "POSTGRES_LOCK_TIMEOUT": "5",
     "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
-    "POSTGRES_PRE_PING": "y",
+    # No ping per checkout: it costs a round trip on every command; a connection broken
+    # by a database restart fails one request with 503 and the pool replaces it.
+    "POSTGRES_PRE_PING": "n",
 }
 
 

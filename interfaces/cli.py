@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +21,9 @@ app = typer.Typer(help="ApraNova: event-sourced LMS backend.", no_args_is_help=T
 projections_app = typer.Typer(help="Read models built from the event log.",
                               no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+
+# Touched every second while healthy; container healthchecks look at its age.
+HEARTBEAT = Path(os.environ.get("APRANOVA_HEARTBEAT_FILE", "/tmp/apranova-heartbeat"))
 
 DataDir = Annotated[Path | None, typer.Option(
     help="Where the embedded PostgreSQL and Redis keep their data (APRANOVA_DATA_DIR).")]
@@ -36,12 +42,14 @@ def _logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(healthy: Callable[[], bool], heartbeat: Path) -> None:
+    """Block until SIGINT/SIGTERM, touching `heartbeat` while the components are healthy."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1):
-        pass
+        if healthy():
+            heartbeat.touch()
 
 
 @app.command()
@@ -66,10 +74,34 @@ def serve(
             container.start_all()
         url = f"http://{settings.host}:{settings.port}"
         typer.echo(f"ApraNova is serving at {url} (API docs: {url}/docs)")
-        uvicorn.run(create_app(container), host=settings.host, port=settings.port,
-                    log_level="info", access_log=False)
+        config = uvicorn.Config(create_app(container), host=settings.host, port=settings.port,
+                                log_level="info", access_log=False)
+        _graceful_server_class()(config).run()
     finally:
         container.close()
+
+
+def _graceful_server_class() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Shuts down on SIGINT/SIGTERM and returns, instead of re-raising the signal.
+
+        Returning lets the caller close the container (and stop an embedded PostgreSQL)
+        and exit 0, which is what process supervisors expect after a requested stop.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit)
+                        for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
 
 
 def _run_until_signal(start: str, data_dir: Path | None) -> None:
@@ -80,7 +112,7 @@ def _run_until_signal(start: str, data_dir: Path | None) -> None:
     try:
         getattr(container, start)()
         typer.echo(f"{start.removeprefix('start_')} running; Ctrl-C to stop")
-        _wait_for_signal()
+        _wait_for_signal(container.healthy, HEARTBEAT)
     finally:
         container.close()
 
@@ -132,3 +164,7 @@ def create_admin(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -23,12 +23,38 @@ from aiosmtpd.controller import Controller
 
 from domain.roles import Role
 from infrastructure.bootstrap import Container, build
+from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
 from interfaces.http.app import create_app
 
 ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("APRANOVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the machine's PostgreSQL and Redis; where there are none, the embedded ones."""
+    global ADMIN_URL, REDIS_URL
+    need_pg = "APRANOVA_TEST_ADMIN_URL" not in os.environ and not _reachable("127.0.0.1", 5432)
+    need_redis = ("APRANOVA_TEST_REDIS_URL" not in os.environ
+                  and not _reachable("127.0.0.1", 6379))
+    if need_pg or need_redis:
+        data = Path(config.rootpath) / ".apranova" / "test-services"
+        pg, redis, handles = start_embedded(data, need_pg, need_redis)
+        config.stash[_EMBEDDED] = handles
+        ADMIN_URL = pg or ADMIN_URL
+        REDIS_URL = redis or REDIS_URL
+
+
+_EMBEDDED = pytest.StashKey[tuple[Any, ...]]()
 JWT_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery staple"
 

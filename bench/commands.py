@@ -1,0 +1,130 @@
+"""Command throughput against the bare eventsourcing save, measured in the same run.
+
+    python -m bench.commands [--events 400] [--threads 4]
+
+Uses the machine's PostgreSQL (APRANOVA_BENCH_ADMIN_URL, default 127.0.0.1:5432) in a
+fresh database that is dropped afterwards. Prints events/s and the ratio to the
+baseline; the ratio is what to compare across machines and runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import mkdtemp
+
+import psycopg
+from eventsourcing.domain import Aggregate, event
+
+from application.accounts import Actor
+from domain.roles import Role, Track
+from infrastructure.bootstrap import build
+from infrastructure.settings import Settings
+
+ADMIN_URL = os.environ.get("APRANOVA_BENCH_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class Thing(Aggregate):
+    """The baseline: the smallest aggregate the library can save."""
+
+    class Touched(Aggregate.Event):
+        n: int
+
+    @event(Touched)
+    def touch(self, n: int) -> None:
+        self.n = n
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"apranova_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
+    info["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo(**info)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rate(work: Callable[[int], None], count: int, threads: int) -> float:
+    """Events per second for `count` calls of work(i) spread over `threads` threads."""
+    started = time.perf_counter()
+    if threads == 1:
+        for i in range(count):
+            work(i)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with fresh_database() as url:
+        settings = Settings(database_url=url, redis_url="redis://127.0.0.1:6379/0",
+                            jwt_secret="bench-" + "x" * 40, data_dir=Path(mkdtemp()),
+                            pool_size=args.threads + 4)
+        container = build(settings)
+        store, accounts = container.store, container.accounts
+        try:
+            # Accounts to update (registration hashes a password: kept out of the timing).
+            people = [accounts.register_student(f"bench{i}@example.com", f"P{i}",
+                                                "correct horse battery", Track.FULL_STACK)
+                      for i in range(args.threads * 4)]
+            actors = [Actor(p.account_id, Role.STUDENT) for p in people]
+            things = [Thing() for _ in range(args.threads * 4)]
+            store.save(*things)
+
+            def bare_save(i: int) -> None:
+                thing = things[i % len(things)]
+                # Each thread owns its own aggregates, so no conflicts in either measure.
+                thing = store.repository.get(thing.id)
+                thing.touch(i)
+                store.save(thing)
+
+            def profile_update(i: int) -> None:
+                accounts.update_profile(actors[i % len(actors)], f"Name {i}")
+
+            rows = []
+            for threads in (1, args.threads):
+                base, cmd = [], []
+                for _ in range(args.rounds):
+                    base.append(rate(bare_save, args.events, threads))
+                    cmd.append(rate(profile_update, args.events, threads))
+                b, c = statistics.median(base), statistics.median(cmd)
+                rows.append((threads, b, c, c / b))
+            started = time.perf_counter()
+            registrations = 20
+            for i in range(registrations):
+                accounts.register_student(f"r{i}-{uuid.uuid4().hex[:6]}@example.com", "R",
+                                          "correct horse battery", Track.DATA_PROFESSIONAL)
+            register_rate = registrations / (time.perf_counter() - started)
+        finally:
+            container.close()
+
+    print(f"command throughput, {args.events} events x {args.rounds} rounds (median)")
+    print(f"{'threads':>7} {'bare save ev/s':>15} {'profile update ev/s':>20} {'ratio':>7}")
+    for threads, b, c, ratio in rows:
+        print(f"{threads:>7} {b:>15.0f} {c:>20.0f} {ratio:>7.2f}")
+    print(f"register (argon2id hashing included, sequential): {register_rate:.1f}/s, "
+          f"ratio to sequential bare save {register_rate / rows[0][1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""`apranova serve` on the embedded default, in a subprocess, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, free_port, unique_email
+
+pytestmark = pytest.mark.e2e
+
+APRANOVA = [sys.executable, "-m", "interfaces.cli"]
+
+
+def _clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APRANOVA_")}
+    env["APRANOVA_DATA_DIR"] = str(data_dir)
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp("embedded")
+    port = free_port()
+    log = (data_dir / "serve.log").open("w")
+    process = subprocess.Popen([*APRANOVA, "serve", "--port", str(port)],
+                               env=_clean_env(data_dir), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError((data_dir / "serve.log").read_text())
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("serve did not become ready:\n"
+                                     + (data_dir / "serve.log").read_text())
+            time.sleep(0.25)
+        yield url, data_dir
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            log.close()
+        # A requested stop is a clean exit, and the embedded PostgreSQL goes with it.
+        assert code == 0, (data_dir / "serve.log").read_text()
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_serve_prints_its_url_and_documents_the_api(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    assert f"serving at {url}" in (data_dir / "serve.log").read_text()
+    assert httpx.get(f"{url}/docs").status_code == 200
+    assert httpx.get(f"{url}/readyz").json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_register_login_refresh_logout_over_http(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    with httpx.Client(base_url=url, timeout=30) as c:
+        email = unique_email()
+        r = c.post("/api/auth/register/", json={
+            "email": email, "password": PASSWORD, "name": "E2E", "track": "FSD"})
+        assert r.status_code == 201, r.text
+        r = c.post("/api/auth/login/", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200
+        tokens = r.json()
+        auth = {"Authorization": f"Bearer {tokens['access']}"}
+        assert c.get("/api/users/profile/", headers=auth).json()["email"] == email
+        r = c.post("/api/auth/token/refresh/", json={"refresh": tokens["refresh"]})
+        assert r.status_code == 200
+        fresh = r.json()
+        auth = {"Authorization": f"Bearer {fresh['access']}"}
+        assert c.get("/api/users/profile/", headers=auth).status_code == 200
+        r = c.post("/api/auth/logout/", headers=auth, json={"refresh": fresh["refresh"]})
+        assert r.status_code == 204
+        assert c.get("/api/users/profile/", headers=auth).status_code == 401
+        r = c.post("/api/auth/token/refresh/", json={"refresh": fresh["refresh"]})
+        assert r.status_code == 401
+    # The welcome email went through the process-manager path to the console mailer.
+    deadline = time.monotonic() + 20
+    while f"email to {email}: Welcome to ApraNova" not in (data_dir / "serve.log").read_text():
+        assert time.monotonic() < deadline, "no welcome email in the log"
+        time.sleep(0.2)
+
+
+def test_create_admin_against_the_running_embedded_stack(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    email = unique_email("admin")
+    env = {**_clean_env(data_dir), "APRANOVA_ADMIN_PASSWORD": PASSWORD}
+    result = subprocess.run([*APRANOVA, "create-admin", "--email", email, "--name", "Root"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "created superadmin" in result.stdout
+    r = httpx.post(f"{url}/api/auth/login/", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "superadmin"
+    again = subprocess.run([*APRANOVA, "create-admin", "--email", email, "--name", "Root"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "EMAIL_TAKEN" in again.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["serve"], ["worker"], ["relay"], ["projections", "run"], ["create-admin"],
+])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = subprocess.run([*APRANOVA, *command, "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "Usage" in result.stdout
