@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
@@ -110,3 +112,24 @@ class TokenIssuer(Protocol):
 
     @property
     def refresh_ttl_seconds(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    size: int
+    head: bytes
+
+
+class FileStore(Protocol):
+    """Content-addressed storage for uploads, outside the event log."""
+
+    def put(self, chunks: Iterable[bytes], max_bytes: int) -> StoredFile:
+        """Store the bytes; raise TooLarge past max_bytes (nothing is kept then)."""
+        ...
+
+    def path(self, sha256: str) -> Path | None: ...
+
+
+class ChatNotifier(Protocol):
+    def post(self, text: str) -> None: ...

@@ -15,10 +15,11 @@ from eventsourcing.utils import get_topic
 
 from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
 from application.eventstore import EventStore
-from application.ports import Email, Mailer, OneTimeTokens
+from application.ports import ChatNotifier, Email, Mailer, OneTimeTokens
 from domain.accounts import Account
 from domain.roles import Track
 from domain.students import Student
+from domain.submissions import Submission
 
 TRACK_NAMES = {
     Track.DATA_PROFESSIONAL: "Data Professional",
@@ -98,4 +99,68 @@ class MailPolicies:
                 f"It is valid for {PASSWORD_RESET_TTL // 60} minutes. If it wasn't you, "
                 f"ignore this email.\n"
             ),
+        ))
+
+
+class SubmissionPolicies:
+    """Tell trainers about new submissions and students about reviews (Slack and email)."""
+
+    def __init__(
+        self, store: EventStore, mailer: Mailer, chat: ChatNotifier, public_url: str
+    ) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.chat = chat
+        self.public_url = public_url.rstrip("/")
+
+    def policies(self) -> list[Policy]:
+        return [
+            Policy("submission_chat", (Submission.Submitted,), self.submitted_chat),
+            Policy("submission_trainer_email", (Submission.Submitted,), self.submitted_email),
+            Policy("review_chat", (Submission.Approved, Submission.ChangesRequested),
+                   self.reviewed_chat),
+            Policy("review_student_email", (Submission.Approved, Submission.ChangesRequested),
+                   self.reviewed_email),
+        ]
+
+    def _context(self, event: Any) -> tuple[Submission, Account]:
+        submission = self.store.load(Submission, event.originator_id, "Submission")
+        return submission, self.store.load(Account, submission.student_id, "User")
+
+    def submitted_chat(self, event: Submission.Submitted) -> None:
+        submission, student = self._context(event)
+        self.chat.post(f":inbox_tray: {student.name} submitted {submission.project} "
+                       f"(round {event.round}) for review")
+
+    def submitted_email(self, event: Submission.Submitted) -> None:
+        submission, student = self._context(event)
+        enrolment = self.store.find(Student, Student.id_for(student.id))
+        if enrolment is None or enrolment.trainer_id is None:
+            return
+        trainer = self.store.load(Account, enrolment.trainer_id, "Trainer")
+        self.mailer.send(Email(
+            to=trainer.email,
+            subject=f"New submission: {submission.project} by {student.name}",
+            body=(f"Hello {trainer.name},\n\n{student.name} submitted {submission.project} "
+                  f"(round {event.round}). It is in your review queue at "
+                  f"{self.public_url}/api/curriculum/review-queue/\n"),
+        ))
+
+    def reviewed_chat(self, event: Submission.Approved | Submission.ChangesRequested) -> None:
+        submission, student = self._context(event)
+        verdict = ("approved" if isinstance(event, Submission.Approved)
+                   else "needs changes")
+        self.chat.post(f":memo: {submission.project} by {student.name} {verdict}")
+
+    def reviewed_email(self, event: Submission.Approved | Submission.ChangesRequested) -> None:
+        submission, student = self._context(event)
+        approved = isinstance(event, Submission.Approved)
+        verdict = "approved" if approved else "returned with requested changes"
+        self.mailer.send(Email(
+            to=student.email,
+            subject=f"Your submission for {submission.project} was {verdict}",
+            body=(f"Hello {student.name},\n\nYour submission for {submission.project} was "
+                  f"{verdict}.\n\nFeedback:\n{event.feedback or '(none)'}\n\n"
+                  + ("The next project is now unlocked.\n" if approved else
+                     "Update it and submit again when ready.\n")),
         ))

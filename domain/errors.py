@@ -34,3 +34,9 @@ class Invalid(DomainError):
     """The command is well-formed but its values break a rule (HTTP 422)."""
 
     code = "INVALID"
+
+
+class TooLarge(Invalid):
+    """Input over a size limit (HTTP 413)."""
+
+    code = "PAYLOAD_TOO_LARGE"

@@ -6,9 +6,11 @@ import logging
 import os
 import secrets
 import threading
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -21,11 +23,14 @@ from redis import Redis
 
 from application.accounts import AccountCommands
 from application.auth import AuthCommands, LoginLimits
+from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
-from application.ports import Mailer
-from application.processes import MailPolicies, Policy
+from application.ports import ChatNotifier, Mailer
+from application.processes import MailPolicies, Policy, SubmissionPolicies
 from infrastructure import authstore, messaging
+from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.embedded import start_embedded
+from infrastructure.files import LocalFileStore
 from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
@@ -33,12 +38,17 @@ from infrastructure.persistence import eventsourcing_env
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import Settings
 from projections.base import ReadModelProjection
+from projections.catalog import CatalogProjection, CatalogView
+from projections.progress import ProgressProjection, ProgressView
+from projections.submissions import SubmissionsProjection, SubmissionsView
 from projections.users import UsersProjection, UsersView
 
 log = logging.getLogger("apranova")
 
 SCHEMA_LOCK = 0x41505241  # an arbitrary constant shared by every ApraNova process
-PROJECTIONS: tuple[type[ReadModelProjection], ...] = (UsersProjection,)
+PROJECTIONS: tuple[type[ReadModelProjection], ...] = (
+    UsersProjection, CatalogProjection, ProgressProjection, SubmissionsProjection,
+)
 
 
 class SystemClock:
@@ -125,7 +135,12 @@ class Container:
     sessions: authstore.PostgresSessions
     accounts: AccountCommands
     auth: AuthCommands
+    curriculum: CurriculumCommands
+    files: LocalFileStore
     users: UsersView
+    catalog: CatalogView
+    progress: ProgressView
+    submissions: SubmissionsView
     policies: list[Policy]
     broker: Any
     actor: Any
@@ -180,7 +195,8 @@ class Container:
             component.stop()
         self._background.clear()
         self.store.close()
-        self.users.datastore.close()
+        for view in (self.users, self.catalog, self.progress, self.submissions):
+            view.datastore.close()
         self.pool.close()
         self.redis.close()
 
@@ -189,6 +205,17 @@ def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
     factory = InfrastructureFactory[Any].construct(env=Environment(projection.name, env))
     view_class = getattr(projection, "view_class", PostgresTrackingRecorder)
     return factory.tracking_recorder(view_class)
+
+
+def _load_curriculum(commands: CurriculumCommands, path: Path) -> None:
+    """Record the data file's content as a version, unless it is the current one already."""
+    if not path.exists():
+        log.warning("no curriculum file at %s", path)
+        return
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    if commands.publish(data, None, note=f"loaded from {path.name}"):
+        log.info("published a new curriculum version from %s", path)
 
 
 def build(settings: Settings | None = None) -> Container:
@@ -211,10 +238,13 @@ def build(settings: Settings | None = None) -> Container:
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
             store = EventStore(env=env)
-            users = _view(env, UsersProjection)
+            views = {p: _view(env, p) for p in PROJECTIONS}
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
+            files = LocalFileStore(settings.data_dir / "files")
+            curriculum = CurriculumCommands(store, files, settings.max_upload_bytes)
+            _load_curriculum(curriculum, settings.curriculum_file)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
     redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -231,8 +261,12 @@ def build(settings: Settings | None = None) -> Container:
     accounts = AccountCommands(store, credentials, hasher, sessions, settings.trainer_capacity)
     auth = AuthCommands(store, credentials, hasher, sessions, tokens, one_time,
                         RedisRateLimiter(redis, settings.redis_namespace), SystemClock(), limits)
-    policies = MailPolicies(store, _mailer(settings), one_time,
-                            settings.resolved_public_url()).policies()
+    mailer = _mailer(settings)
+    chat: ChatNotifier = (SlackWebhook(settings.slack_webhook_url)
+                          if settings.slack_webhook_url else LogNotifier())
+    public_url = settings.resolved_public_url()
+    policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
+                *SubmissionPolicies(store, mailer, chat, public_url).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     runner = messaging.PolicyRunner(store, pool, policies)
@@ -240,6 +274,8 @@ def build(settings: Settings | None = None) -> Container:
 
     return Container(
         settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
-        sessions=sessions, accounts=accounts, auth=auth, users=users,
+        sessions=sessions, accounts=accounts, auth=auth, curriculum=curriculum, files=files,
+        users=views[UsersProjection], catalog=views[CatalogProjection],
+        progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         policies=policies, broker=broker, actor=actor, _handles=handles,
     )

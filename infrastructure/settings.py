@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+REPOSITORY_DATA = Path(__file__).resolve().parent.parent / "data"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APRANOVA_", env_file=".env", extra="ignore")
@@ -40,6 +42,10 @@ class Settings(BaseSettings):
 
     trainer_capacity: int = Field(default=20, ge=1)
     max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    # The curriculum data file; loaded at start and recorded as a new version if it changed.
+    curriculum_file: Path = REPOSITORY_DATA / "curriculum.toml"
+    slack_webhook_url: str | None = None
     read_wait_seconds: float = 5.0
 
     # Redis key namespace, so several deployments (or test runs) can share one Redis.

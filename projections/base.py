@@ -10,7 +10,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from psycopg.rows import DictRow
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed
 
 from application.eventstore import APPLICATION_NAME
 
@@ -33,7 +33,8 @@ class ReadModel(PostgresTrackingRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sql_create_statements.extend(
-            SQL(stmt).format() for stmt in self.ddl.split(";\n") if stmt.strip()
+            # Composed, not SQL.format(): DDL may contain braces, as in DEFAULT '{}'.
+            Composed([SQL(stmt)]) for stmt in self.ddl.split(";\n") if stmt.strip()
         )
 
     def apply(self, tracking: Tracking, statements: Iterable[Statement]) -> None:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from infrastructure.bootstrap import Container
 from interfaces.http.errors import install_error_handlers
 from interfaces.http.middleware import BodyLimit, Metrics
-from interfaces.http.routers import auth, health, users
+from interfaces.http.routers import auth, curriculum, health, users
 
 DESCRIPTION = """
 Event-sourced backend of the ApraNova learning-management system.
@@ -25,6 +25,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
-    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.include_router(curriculum.router)
+    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,
+                       upload_bytes=container.settings.max_upload_bytes)
     app.add_middleware(Metrics)
     return app

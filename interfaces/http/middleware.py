@@ -26,27 +26,36 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+    """Refuse bodies over the limit with 413, whether or not Content-Length is sent.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Paths ending in `upload_suffix` (file uploads) get `upload_bytes` plus room for the
+    multipart framing; everything else `max_bytes`.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int,
+                 upload_suffix: str = "/file/") -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.upload_bytes = upload_bytes + 64 * 1024
+        self.upload_suffix = upload_suffix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (self.upload_bytes if scope["path"].endswith(self.upload_suffix)
+                 else self.default_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_bytes
+                too_big = int(declared) > limit
             except ValueError:
                 await _send_error(send, 400, "BAD_REQUEST", "Invalid Content-Length")
                 return
             if too_big:
                 await _send_error(send, 413, "PAYLOAD_TOO_LARGE",
-                                  f"Request body exceeds {self.max_bytes} bytes")
+                                  f"Request body exceeds {limit} bytes")
                 return
             await self.app(scope, receive, send)
             return
@@ -59,9 +68,9 @@ class BodyLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 await _send_error(send, 413, "PAYLOAD_TOO_LARGE",
-                                  f"Request body exceeds {self.max_bytes} bytes")
+                                  f"Request body exceeds {limit} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -72,9 +72,9 @@ def test_a_model_behind_a_followed_event_times_out(
         env=Environment(f"users_behind_{uuid4().hex[:6]}", server.container.env))
     behind = factory.tracking_recorder(UsersView)
     try:
-        assert not behind.has_reached(1)
+        assert not behind.has_reached(latest)
         with pytest.raises(ProjectionLagging):
-            behind.wait_for(1, timeout=0.3)
+            behind.wait_for(latest, timeout=0.3)
     finally:
         behind.datastore.close()
 

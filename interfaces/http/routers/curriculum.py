@@ -1,0 +1,385 @@
+"""/api/curriculum/: catalog, progress, submissions and reviews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+
+from domain.errors import Forbidden, NotFound
+from domain.roles import Role, Track
+from domain.submissions import MAX_FEEDBACK, MAX_TEXT
+from infrastructure.bootstrap import Container
+from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
+from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.schemas import Body
+from projections.base import ProjectionLagging, ReadModel
+
+router = APIRouter(prefix="/api/curriculum", tags=["curriculum"])
+
+Position = Annotated[int | None, Depends(read_position)]
+Pages = Annotated[PageParams, Depends(page_params)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{2,80}$")]
+SlugPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,80}$")]
+KeyPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+DeliverableKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+DeliverableValue = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
+
+
+class TrackOut(BaseModel):
+    code: str
+    name: str
+    description: str
+    duration_weeks: int
+    project_count: int
+    version: int
+
+
+class StepOut(BaseModel):
+    number: int
+    title: str
+    description: str
+
+
+class DeliverableOut(BaseModel):
+    key: str
+    title: str
+    type: str
+    required: bool
+    description: str
+
+
+class ProjectOut(BaseModel):
+    id: str
+    track: str
+    number: int
+    title: str
+    description: str
+    type: str
+    estimated_hours: int
+    tech_stack: list[str]
+    github_template_repo: str
+    version: int
+    steps: list[StepOut]
+    deliverables: list[DeliverableOut]
+
+
+class TrackDetailOut(TrackOut):
+    projects: list[ProjectOut]
+
+
+class ProgressIn(Body):
+    project_id: Slug
+    action: Literal["start", "complete_step", "uncomplete_step"]
+    step: int | None = Field(default=None, ge=1, le=1000)
+
+
+class ProjectProgressOut(BaseModel):
+    project_id: str
+    number: int
+    title: str
+    type: str
+    status: str
+    curriculum_version: int | None
+    steps_total: int
+    completed_steps: list[int]
+    submission_id: UUID | None
+    started_at: datetime | None
+    approved_at: datetime | None
+
+
+class MyProgressOut(BaseModel):
+    track: str
+    projects: list[ProjectProgressOut]
+    approved_projects: int
+    percent_complete: float
+
+
+class SubmissionIn(Body):
+    project_id: Slug
+    deliverables: dict[DeliverableKey, DeliverableValue] = Field(default_factory=dict,
+                                                                 max_length=20)
+    submit: bool = False
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class SubmissionUpdateIn(Body):
+    deliverables: dict[DeliverableKey, DeliverableValue] = Field(default_factory=dict,
+                                                                 max_length=20)
+    submit: bool = False
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class ReviewIn(Body):
+    decision: Literal["start_review", "approve", "request_changes"]
+    feedback: Annotated[str, StringConstraints(max_length=MAX_FEEDBACK)] = ""
+    rubric: dict[Annotated[str, StringConstraints(min_length=1, max_length=60)],
+                 Annotated[int, Field(ge=0, le=5)]] = Field(default_factory=dict, max_length=20)
+
+
+class HistoryOut(BaseModel):
+    version: int
+    at: datetime
+    event: str
+    actor_id: UUID | None
+    status: str
+    detail: dict[str, Any]
+
+
+class SubmissionOut(BaseModel):
+    id: UUID
+    student_id: UUID
+    student_name: str
+    trainer_id: UUID | None
+    project_id: str
+    track: str
+    curriculum_version: int
+    status: str
+    round: int
+    deliverables: dict[str, Any]
+    feedback: str | None
+    rubric: dict[str, int] | None
+    reviewed_by: UUID | None
+    created_at: datetime
+    submitted_at: datetime | None
+    updated_at: datetime
+    history: list[HistoryOut] | None = None
+    waiting_seconds: float | None = None
+
+
+def _project(row: dict[str, Any]) -> ProjectOut:
+    return ProjectOut(id=row["slug"], version=row["version"], **{
+        k: row[k] for k in ("track", "number", "title", "description", "type",
+                            "estimated_hours", "tech_stack", "github_template_repo",
+                            "steps", "deliverables")})
+
+
+def _wait(c: Container, view: ReadModel, position: int | None) -> None:
+    view.wait_for(position, c.settings.read_wait_seconds)
+
+
+# -- catalog ---------------------------------------------------------------------------------
+
+@router.get("/tracks/", response_model=list[TrackOut])
+def tracks(p: PrincipalDep, c: ContainerDep) -> list[TrackOut]:
+    return [TrackOut(**r) for r in c.catalog.tracks()]
+
+
+@router.get("/tracks/{code}/", response_model=TrackDetailOut)
+def track(code: Track, p: PrincipalDep, c: ContainerDep) -> TrackDetailOut:
+    row = c.catalog.track(code.value)
+    if row is None:
+        raise NotFound("Track not found")
+    _, projects = c.catalog.projects(track=code.value, limit=100)
+    return TrackDetailOut(**row, projects=[_project(r) for r in projects])
+
+
+@router.get("/projects/", response_model=Page[ProjectOut])
+def projects(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+             track: Track | None = None) -> dict[str, Any]:
+    count, rows = c.catalog.projects(track=track.value if track else None,
+                                     offset=pages.offset, limit=pages.page_size)
+    return paginate(request, pages, count, [_project(r) for r in rows])
+
+
+def _catalog_project(c: Container, slug: str) -> ProjectOut:
+    row = c.catalog.project(slug)
+    if row is None:
+        raise NotFound("Project not found")
+    return _project(row)
+
+
+@router.get("/projects/{project_id}/", response_model=ProjectOut)
+def project(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> ProjectOut:
+    return _catalog_project(c, project_id)
+
+
+@router.get("/projects/{project_id}/steps/", response_model=list[StepOut])
+def project_steps(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> list[StepOut]:
+    return _catalog_project(c, project_id).steps
+
+
+# -- progress --------------------------------------------------------------------------------
+
+def _my_progress(c: Container, p: Principal) -> MyProgressOut:
+    user = c.users.get(p.id)
+    if user is None or user["role"] != Role.STUDENT.value or not user["track"]:
+        raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
+    track_code = user["track"]
+    rows = {r["project"]: r for r in c.progress.of(p.id) if r["track"] == track_code}
+    _, catalog = c.catalog.projects(track=track_code, limit=100)
+    approved_numbers = {r["number"] for r in rows.values() if r["status"] == "approved"}
+    out = []
+    for entry in catalog:
+        row = rows.get(entry["slug"])
+        pinned = (c.catalog.project(entry["slug"], row["curriculum_version"])
+                  if row else None) or entry
+        unlocked = entry["number"] == 1 or entry["number"] - 1 in approved_numbers
+        out.append(ProjectProgressOut(
+            project_id=entry["slug"], number=entry["number"], title=pinned["title"],
+            type=pinned["type"],
+            status=row["status"] if row else ("available" if unlocked else "locked"),
+            curriculum_version=row["curriculum_version"] if row else None,
+            steps_total=len(pinned["steps"]),
+            completed_steps=sorted(row["completed_steps"]) if row else [],
+            submission_id=row["submission_id"] if row else None,
+            started_at=row["started_at"] if row else None,
+            approved_at=row["approved_at"] if row else None,
+        ))
+    done = len(approved_numbers)
+    return MyProgressOut(track=track_code, projects=out, approved_projects=done,
+                         percent_complete=round(100 * done / len(out), 1) if out else 0.0)
+
+
+@router.get("/progress/me/", response_model=MyProgressOut)
+def my_progress(p: PrincipalDep, c: ContainerDep, position: Position) -> MyProgressOut:
+    _wait(c, c.progress, position)
+    return _my_progress(c, p)
+
+
+@router.post("/progress/", response_model=MyProgressOut)
+def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Response:
+    if body.action == "start":
+        position = c.curriculum.start_project(p.actor, body.project_id)
+    else:
+        if body.step is None:
+            return JSONResponse(
+                {"status": "error", "error": {"code": "VALIDATION_ERROR",
+                                              "message": "Invalid input data",
+                                              "details": {"step": ["Field required"]}}},
+                status_code=422)
+        position = c.curriculum.set_step(p.actor, body.project_id, body.step,
+                                         body.action == "complete_step")
+    return _after(c, c.progress, position, lambda: _my_progress(c, p))
+
+
+def _after(c: Container, view: ReadModel, position: int, read: Any,
+           status_code: int = 200) -> Response:
+    """Answer a command with the read model including it, or 202 if it lags behind."""
+    headers = {"X-Position": str(position)}
+    try:
+        _wait(c, view, position)
+    except ProjectionLagging:
+        return JSONResponse({"detail": "Accepted; the read model is catching up",
+                             "position": position}, status_code=202, headers=headers)
+    return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
+                        headers=headers)
+
+
+# -- submissions -----------------------------------------------------------------------------
+
+def _visible_submission(c: Container, p: Principal, submission_id: UUID,
+                        with_history: bool = True) -> SubmissionOut:
+    row = c.submissions.get(submission_id)
+    allowed = row is not None and (
+        p.role in OVERSEERS or row["student_id"] == p.id
+        or (p.role is Role.TRAINER and row["trainer_id"] == p.id))
+    if row is None or not allowed:
+        raise NotFound("Submission not found")
+    history = [HistoryOut(**h) for h in c.submissions.history(submission_id)]
+    return _submission(row, history if with_history else None)
+
+
+def _submission(row: dict[str, Any], history: list[HistoryOut] | None = None
+                ) -> SubmissionOut:
+    return SubmissionOut(project_id=row["project"], history=history, **{
+        k: v for k, v in row.items() if k != "project"})
+
+
+@router.post("/submissions/", status_code=status.HTTP_201_CREATED, response_model=SubmissionOut)
+def create_submission(body: SubmissionIn, p: PrincipalDep, c: ContainerDep) -> Response:
+    created = c.curriculum.create_submission(p.actor, body.project_id, body.deliverables,
+                                             body.submit, body.note)
+    return _after(c, c.submissions, created.position,
+                  lambda: _visible_submission(c, p, created.id), status.HTTP_201_CREATED)
+
+
+@router.get("/submissions/", response_model=Page[SubmissionOut])
+def list_submissions(
+    request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages, position: Position,
+    status_filter: Annotated[
+        Literal["draft", "submitted", "under_review", "approved", "changes_requested"] | None,
+        Query(alias="status")] = None,
+    project_id: Annotated[str | None, Query(max_length=80)] = None,
+    student_id: UUID | None = None,
+) -> dict[str, Any]:
+    _wait(c, c.submissions, position)
+    trainer_id = None
+    if p.role is Role.TRAINER:
+        trainer_id = p.id
+    elif p.role not in OVERSEERS:
+        student_id = p.id  # students see their own, whatever they ask for
+    count, rows = c.submissions.page(offset=pages.offset, limit=pages.page_size,
+                                     student_id=student_id, trainer_id=trainer_id,
+                                     status=status_filter, project=project_id)
+    return paginate(request, pages, count, [_submission(r) for r in rows])
+
+
+@router.get("/submissions/{submission_id}/", response_model=SubmissionOut)
+def get_submission(submission_id: UUID, p: PrincipalDep, c: ContainerDep,
+                   position: Position) -> SubmissionOut:
+    _wait(c, c.submissions, position)
+    return _visible_submission(c, p, submission_id)
+
+
+@router.put("/submissions/{submission_id}/", response_model=SubmissionOut)
+def update_submission(submission_id: UUID, body: SubmissionUpdateIn, p: PrincipalDep,
+                      c: ContainerDep) -> Response:
+    position = c.curriculum.update_submission(p.actor, submission_id, body.deliverables,
+                                              body.submit, body.note)
+    return _after(c, c.submissions, position,
+                  lambda: _visible_submission(c, p, submission_id))
+
+
+@router.post("/submissions/{submission_id}/deliverables/{key}/file/",
+             response_model=SubmissionOut)
+def upload_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: ContainerDep,
+                file: Annotated[UploadFile, File()]) -> Response:
+    chunks = iter(lambda: file.file.read(64 * 1024), b"")
+    position = c.curriculum.attach_file(p.actor, submission_id, key, file.filename or "",
+                                        chunks)
+    return _after(c, c.submissions, position,
+                  lambda: _visible_submission(c, p, submission_id))
+
+
+@router.get("/submissions/{submission_id}/deliverables/{key}/file/",
+            response_class=FileResponse)
+def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: ContainerDep,
+                  position: Position) -> FileResponse:
+    _wait(c, c.submissions, position)
+    submission = _visible_submission(c, p, submission_id, with_history=False)
+    entry = submission.deliverables.get(key)
+    path = c.files.path(entry["sha256"]) if entry and entry.get("type") == "FILE" else None
+    if path is None:
+        raise NotFound("No file for that deliverable")
+    return FileResponse(path, media_type=entry["content_type"] if entry else None,
+                        filename=entry["filename"] if entry else None)
+
+
+@router.post("/submissions/{submission_id}/review/", response_model=SubmissionOut)
+def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep) -> Response:
+    if p.role not in (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN):
+        raise Forbidden("Only trainers and administrators review", code="PERMISSION_DENIED")
+    position = c.curriculum.review(p.actor, submission_id, body.decision, body.feedback,
+                                   body.rubric)
+    return _after(c, c.submissions, position,
+                  lambda: _visible_submission(c, p, submission_id))
+
+
+@router.get("/review-queue/", response_model=Page[SubmissionOut])
+def review_queue(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+                 position: Position) -> dict[str, Any]:
+    """Waiting submissions, oldest first: a trainer's own students, or everyone's for staff."""
+    if p.role not in (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR):
+        raise Forbidden("Only trainers and administrators have a review queue",
+                        code="PERMISSION_DENIED")
+    _wait(c, c.submissions, position)
+    count, rows = c.submissions.queue(
+        trainer_id=p.id if p.role is Role.TRAINER else None,
+        offset=pages.offset, limit=pages.page_size)
+    return paginate(request, pages, count, [_submission(r) for r in rows])

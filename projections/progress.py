@@ -1,0 +1,111 @@
+"""The progress read model: each student's started projects, steps done and review status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from psycopg.rows import DictRow
+
+from domain.progress import Progress
+from domain.submissions import Submission
+from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+
+FOLLOWED = (
+    Progress.Opened, Progress.ProjectStarted, Progress.StepCompleted, Progress.StepUncompleted,
+    Progress.ProjectApproved, Submission.Drafted, Submission.Submitted,
+    Submission.ReviewStarted, Submission.ChangesRequested,
+)
+OWNER = "(SELECT account_id FROM rm_progress_owners WHERE progress_id = %s)"
+
+
+class ProgressView(ReadModel):
+    topics = tuple(get_topic(cls) for cls in FOLLOWED)
+    tables = ("rm_progress_owners", "rm_progress")
+    ddl = """
+CREATE TABLE IF NOT EXISTS rm_progress_owners (
+    progress_id uuid PRIMARY KEY,
+    account_id uuid NOT NULL,
+    track text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rm_progress (
+    account_id uuid NOT NULL,
+    project text NOT NULL,
+    track text NOT NULL,
+    number integer NOT NULL,
+    curriculum_version integer NOT NULL,
+    status text NOT NULL,
+    completed_steps integer[] NOT NULL DEFAULT '{}',
+    submission_id uuid,
+    started_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    approved_at timestamptz,
+    PRIMARY KEY (account_id, project)
+);
+CREATE INDEX IF NOT EXISTS rm_progress_submission ON rm_progress (submission_id)
+"""
+
+    def of(self, account_id: UUID) -> list[DictRow]:
+        return self.fetch_all(
+            "SELECT project, track, number, curriculum_version, status, completed_steps, "
+            "submission_id, started_at, updated_at, approved_at FROM rm_progress "
+            "WHERE account_id = %s ORDER BY number", (account_id,))
+
+
+def _touch(sql: str, *params: Any) -> Statement:
+    return sql, params
+
+
+class ProgressProjection(ReadModelProjection):
+    name = "progress"
+    view_class = ProgressView
+
+    def handlers(self) -> dict[type, Handler]:
+        return {
+            Progress.Opened: self.opened,
+            Progress.ProjectStarted: self.started,
+            Progress.StepCompleted: lambda e: [_touch(
+                "UPDATE rm_progress SET completed_steps = array_append(completed_steps, %s), "
+                f"updated_at = %s WHERE account_id = {OWNER} AND project = %s "
+                "AND NOT %s = ANY(completed_steps)",
+                e.step, e.timestamp, e.originator_id, e.project, e.step)],
+            Progress.StepUncompleted: lambda e: [_touch(
+                "UPDATE rm_progress SET completed_steps = array_remove(completed_steps, %s), "
+                f"updated_at = %s WHERE account_id = {OWNER} AND project = %s",
+                e.step, e.timestamp, e.originator_id, e.project)],
+            Progress.ProjectApproved: lambda e: [_touch(
+                "UPDATE rm_progress SET status = 'approved', approved_at = %s, updated_at = %s "
+                f"WHERE account_id = {OWNER} AND project = %s",
+                e.timestamp, e.timestamp, e.originator_id, e.project)],
+            Submission.Drafted: lambda e: [_touch(
+                "UPDATE rm_progress SET submission_id = %s, updated_at = %s "
+                "WHERE account_id = %s AND project = %s",
+                e.originator_id, e.timestamp, e.student_id, e.project)],
+            Submission.Submitted: lambda e: [self._status(e, "submitted")],
+            Submission.ReviewStarted: lambda e: [self._status(e, "under_review")],
+            Submission.ChangesRequested: lambda e: [self._status(e, "changes_requested")],
+        }
+
+    @staticmethod
+    def _status(e: Any, status: str) -> Statement:
+        # Approval is recorded by Progress.ProjectApproved, in the same transaction.
+        return _touch("UPDATE rm_progress SET status = %s, updated_at = %s "
+                      "WHERE submission_id = %s AND status <> 'approved'",
+                      status, e.timestamp, e.originator_id)
+
+    @staticmethod
+    def opened(e: Progress.Opened) -> Iterable[Statement]:
+        yield _touch("INSERT INTO rm_progress_owners VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                     e.originator_id, e.account_id, e.track)
+
+    @staticmethod
+    def started(e: Progress.ProjectStarted) -> Iterable[Statement]:
+        yield _touch(
+            "INSERT INTO rm_progress (account_id, project, track, number, curriculum_version, "
+            "status, started_at, updated_at) SELECT o.account_id, %s, o.track, %s, %s, "
+            "'in_progress', %s, %s FROM rm_progress_owners o WHERE o.progress_id = %s "
+            "ON CONFLICT DO NOTHING",
+            e.project, e.number, e.curriculum_version, e.timestamp, e.timestamp,
+            e.originator_id)

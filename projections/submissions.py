@@ -1,0 +1,194 @@
+"""Submissions: detail with history, per-student lists and trainers' review queues."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from psycopg.rows import DictRow
+
+from domain.accounts import Account
+from domain.students import Student
+from domain.submissions import Submission
+from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+
+SUBMISSION_EVENTS = (
+    Submission.Drafted, Submission.DeliverableSet, Submission.FileAttached,
+    Submission.Submitted, Submission.ReviewStarted, Submission.Approved,
+    Submission.ChangesRequested,
+)
+FOLLOWED = (
+    Account.Registered, Account.ProfileUpdated, Student.Enrolled, Student.TrainerAssigned,
+    Student.TrainerUnassigned, *SUBMISSION_EVENTS,
+)
+COLUMNS = (
+    "s.id, s.student_id, p.name AS student_name, s.trainer_id, s.project, s.track, "
+    "s.curriculum_version, s.status, s.round, s.deliverables, s.feedback, s.rubric, "
+    "s.reviewed_by, s.created_at, s.submitted_at, s.updated_at"
+)
+FROM = "rm_submissions s JOIN rm_submission_people p ON p.account_id = s.student_id"
+WAITING = ("submitted", "under_review")
+
+
+class SubmissionsView(ReadModel):
+    topics = tuple(get_topic(cls) for cls in FOLLOWED)
+    tables = ("rm_submission_people", "rm_submissions", "rm_submission_history")
+    ddl = """
+CREATE TABLE IF NOT EXISTS rm_submission_people (
+    account_id uuid PRIMARY KEY,
+    student_aggregate_id uuid UNIQUE,
+    name text NOT NULL,
+    trainer_id uuid
+);
+CREATE TABLE IF NOT EXISTS rm_submissions (
+    id uuid PRIMARY KEY,
+    student_id uuid NOT NULL,
+    trainer_id uuid,
+    project text NOT NULL,
+    track text NOT NULL,
+    curriculum_version integer NOT NULL,
+    status text NOT NULL,
+    round integer NOT NULL DEFAULT 0,
+    deliverables jsonb NOT NULL DEFAULT '{}',
+    feedback text,
+    rubric jsonb,
+    reviewed_by uuid,
+    created_at timestamptz NOT NULL,
+    submitted_at timestamptz,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_submissions_student ON rm_submissions (student_id, created_at);
+CREATE INDEX IF NOT EXISTS rm_submissions_queue
+    ON rm_submissions (trainer_id, status, submitted_at);
+CREATE TABLE IF NOT EXISTS rm_submission_history (
+    submission_id uuid NOT NULL,
+    version integer NOT NULL,
+    at timestamptz NOT NULL,
+    event text NOT NULL,
+    actor_id uuid,
+    status text NOT NULL,
+    detail jsonb NOT NULL,
+    PRIMARY KEY (submission_id, version)
+)
+"""
+
+    def get(self, submission_id: UUID) -> DictRow | None:
+        return self.fetch_one(f"SELECT {COLUMNS} FROM {FROM} WHERE s.id = %s", (submission_id,))
+
+    def history(self, submission_id: UUID) -> list[DictRow]:
+        return self.fetch_all(
+            "SELECT version, at, event, actor_id, status, detail FROM rm_submission_history "
+            "WHERE submission_id = %s ORDER BY version", (submission_id,))
+
+    def page(
+        self, *, offset: int, limit: int, student_id: UUID | None = None,
+        trainer_id: UUID | None = None, status: str | None = None, project: str | None = None,
+    ) -> tuple[int, list[DictRow]]:
+        params = {"student": student_id, "trainer": trainer_id, "status": status,
+                  "project": project, "offset": offset, "limit": limit}
+        where = (
+            "(%(student)s::uuid IS NULL OR s.student_id = %(student)s) AND "
+            "(%(trainer)s::uuid IS NULL OR s.trainer_id = %(trainer)s) AND "
+            "(%(status)s::text IS NULL OR s.status = %(status)s) AND "
+            "(%(project)s::text IS NULL OR s.project = %(project)s)"
+        )
+        count = self.fetch_one(f"SELECT count(*) AS n FROM {FROM} WHERE {where}", params)
+        rows = self.fetch_all(
+            f"SELECT {COLUMNS} FROM {FROM} WHERE {where} "
+            "ORDER BY s.created_at, s.id OFFSET %(offset)s LIMIT %(limit)s", params)
+        return (int(count["n"]) if count else 0), rows
+
+    def queue(
+        self, *, trainer_id: UUID | None, offset: int, limit: int
+    ) -> tuple[int, list[DictRow]]:
+        """Waiting submissions, oldest first; every trainer's when trainer_id is None."""
+        params = {"trainer": trainer_id, "waiting": list(WAITING), "offset": offset,
+                  "limit": limit}
+        where = ("s.status = ANY(%(waiting)s) AND "
+                 "(%(trainer)s::uuid IS NULL OR s.trainer_id = %(trainer)s)")
+        count = self.fetch_one(f"SELECT count(*) AS n FROM {FROM} WHERE {where}", params)
+        rows = self.fetch_all(
+            f"SELECT {COLUMNS}, extract(epoch FROM now() - s.submitted_at) AS waiting_seconds "
+            f"FROM {FROM} WHERE {where} ORDER BY s.submitted_at, s.id "
+            "OFFSET %(offset)s LIMIT %(limit)s", params)
+        return (int(count["n"]) if count else 0), rows
+
+
+def _st(sql: str, *params: Any) -> Statement:
+    return sql, params
+
+
+class SubmissionsProjection(ReadModelProjection):
+    name = "submissions"
+    view_class = SubmissionsView
+
+    def handlers(self) -> dict[type, Handler]:
+        table: dict[type, Handler] = {
+            Account.Registered: lambda e: [_st(
+                "INSERT INTO rm_submission_people (account_id, name) VALUES (%s, %s) "
+                "ON CONFLICT DO NOTHING", e.originator_id, e.name)],
+            Account.ProfileUpdated: lambda e: [_st(
+                "UPDATE rm_submission_people SET name = %s WHERE account_id = %s",
+                e.name, e.originator_id)],
+            Student.Enrolled: lambda e: [_st(
+                "UPDATE rm_submission_people SET student_aggregate_id = %s WHERE account_id = %s",
+                e.originator_id, e.account_id)],
+            Student.TrainerAssigned: lambda e: self._trainer(e, e.trainer_id),
+            Student.TrainerUnassigned: lambda e: self._trainer(e, None),
+        }
+        for cls in SUBMISSION_EVENTS:
+            table[cls] = self.submission_event
+        return table
+
+    @staticmethod
+    def _trainer(e: Any, trainer_id: UUID | None) -> Iterable[Statement]:
+        yield _st("UPDATE rm_submission_people SET trainer_id = %s "
+                  "WHERE student_aggregate_id = %s", trainer_id, e.originator_id)
+        yield _st("UPDATE rm_submissions SET trainer_id = %s WHERE student_id = "
+                  "(SELECT account_id FROM rm_submission_people WHERE student_aggregate_id = %s)",
+                  trainer_id, e.originator_id)
+
+    def submission_event(self, e: Any) -> Iterable[Statement]:
+        at, sid = e.timestamp, e.originator_id
+        status_sql = "(SELECT status FROM rm_submissions WHERE id = %s)"
+        detail: dict[str, Any] = {}
+        if isinstance(e, Submission.Drafted):
+            yield _st(
+                "INSERT INTO rm_submissions (id, student_id, trainer_id, project, track, "
+                "curriculum_version, status, created_at, updated_at) SELECT %s, %s, "
+                "(SELECT trainer_id FROM rm_submission_people WHERE account_id = %s), "
+                "%s, %s, %s, 'draft', %s, %s ON CONFLICT DO NOTHING",
+                sid, e.student_id, e.student_id, e.project, e.track, e.curriculum_version,
+                at, at)
+        elif isinstance(e, Submission.DeliverableSet):
+            detail = {"key": e.key, "type": e.kind, "value": e.value}
+            yield _st("UPDATE rm_submissions SET deliverables = deliverables || %s, "
+                      "updated_at = %s WHERE id = %s",
+                      json.dumps({e.key: {"type": e.kind, "value": e.value}}), at, sid)
+        elif isinstance(e, Submission.FileAttached):
+            detail = {"key": e.key, "type": "FILE", "sha256": e.sha256, "size": e.size,
+                      "content_type": e.content_type, "filename": e.filename}
+            yield _st("UPDATE rm_submissions SET deliverables = deliverables || %s, "
+                      "updated_at = %s WHERE id = %s",
+                      json.dumps({e.key: detail}), at, sid)
+        elif isinstance(e, Submission.Submitted):
+            detail = {"round": e.round, "note": e.note}
+            yield _st("UPDATE rm_submissions SET status = 'submitted', round = %s, "
+                      "submitted_at = %s, updated_at = %s WHERE id = %s", e.round, at, at, sid)
+        elif isinstance(e, Submission.ReviewStarted):
+            yield _st("UPDATE rm_submissions SET status = 'under_review', reviewed_by = %s, "
+                      "updated_at = %s WHERE id = %s", e.actor_id, at, sid)
+        else:
+            status = "approved" if isinstance(e, Submission.Approved) else "changes_requested"
+            detail = {"feedback": e.feedback, "rubric": e.rubric}
+            yield _st("UPDATE rm_submissions SET status = %s, feedback = %s, rubric = %s, "
+                      "reviewed_by = %s, updated_at = %s WHERE id = %s",
+                      status, e.feedback, json.dumps(e.rubric), e.actor_id, at, sid)
+        yield _st(
+            "INSERT INTO rm_submission_history SELECT %s, %s, %s, %s, %s, "
+            f"{status_sql}, %s ON CONFLICT DO NOTHING",
+            sid, e.originator_version, at, type(e).__name__, e.actor_id, sid,
+            json.dumps(detail))
