@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,46 @@ def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
     return smtp[0]
 
 
+@dataclass
+class Receiver:
+    """A local HTTP endpoint standing in for a Slack incoming webhook."""
+
+    url: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+    def wait_for(self, fragment: str, timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for post in list(self.posts):
+                if fragment in post.get("text", ""):
+                    return post
+            time.sleep(0.05)
+        raise AssertionError(f"no chat message containing {fragment!r}")
+
+
+@pytest.fixture(scope="session")
+def slack() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            receiver.posts.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{httpd.server_address[1]}/services/T000/B000/XXXX"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    httpd.shutdown()
+
+
 def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url, "redis_url": REDIS_URL, "jwt_secret": JWT_SECRET,
@@ -176,9 +218,11 @@ def running_server(settings: Settings, background: bool = True) -> Iterator[Serv
 
 @pytest.fixture(scope="session")
 def server(
-    database_url: str, smtp: tuple[Mailbox, int], tmp_path_factory: pytest.TempPathFactory
+    database_url: str, smtp: tuple[Mailbox, int], slack: Receiver,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
-    settings = make_settings(database_url, smtp[1], tmp_path_factory.mktemp("data"))
+    settings = make_settings(database_url, smtp[1], tmp_path_factory.mktemp("data"),
+                             slack_webhook_url=slack.url)
     with running_server(settings) as s:
         yield s
 

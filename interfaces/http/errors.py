@@ -20,7 +20,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.auth import RateLimited, Unauthenticated
-from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge
 from projections.base import ProjectionLagging
 
 log = logging.getLogger("apranova.http")
@@ -34,7 +34,7 @@ STATUS_CODES = {
 
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (Unauthenticated, 401), (RateLimited, 429), (NotFound, 404), (Forbidden, 403),
-    (Conflict, 409), (Invalid, 422),
+    (Conflict, 409), (TooLarge, 413), (Invalid, 422),
 )
 
 UNAVAILABLE = (

@@ -30,14 +30,25 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, bool]] = [
                              "role": "trainer"}, True),
     ("PUT", f"/api/users/{ANY_ID}/", {"name": "N"}, True),
     ("POST", "/api/users/assign-trainer/", {"student_id": ANY_ID, "trainer_id": ANY_ID}, True),
+    ("POST", "/api/curriculum/progress/", {"project_id": "dp-01-sql-foundations",
+                                           "action": "start"}, True),
+    ("POST", "/api/curriculum/submissions/", {"project_id": "dp-01-sql-foundations"}, True),
+    ("PUT", f"/api/curriculum/submissions/{ANY_ID}/", {"submit": True}, True),
+    ("POST", f"/api/curriculum/submissions/{ANY_ID}/review/", {"decision": "approve"}, True),
 ]
 BODY_ENDPOINTS = [e for e in ENDPOINTS if e[2]]
 # Endpoints whose body fields are all optional (an admin's partial edit, logout's refresh).
 REQUIRED_FIELD_ENDPOINTS = [
-    e for e in BODY_ENDPOINTS if e[1] not in ("/api/auth/logout/", f"/api/users/{ANY_ID}/")]
+    e for e in BODY_ENDPOINTS if e[1] not in (
+        "/api/auth/logout/", f"/api/users/{ANY_ID}/", f"/api/curriculum/submissions/{ANY_ID}/")]
 AUTH_ENDPOINTS = [(m, p) for m, p, _, auth in ENDPOINTS if auth] + [
     ("GET", "/api/users/profile/"), ("GET", "/api/users/"), ("GET", f"/api/users/{ANY_ID}/"),
     ("GET", "/api/users/trainers/"), ("DELETE", f"/api/users/{ANY_ID}/"),
+    ("GET", "/api/curriculum/tracks/"), ("GET", "/api/curriculum/tracks/DP/"),
+    ("GET", "/api/curriculum/projects/"), ("GET", "/api/curriculum/progress/me/"),
+    ("GET", "/api/curriculum/submissions/"), ("GET", f"/api/curriculum/submissions/{ANY_ID}/"),
+    ("GET", "/api/curriculum/review-queue/"),
+    ("POST", f"/api/curriculum/submissions/{ANY_ID}/deliverables/repository/file/"),
 ]
 
 
