@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -133,3 +133,32 @@ class FileStore(Protocol):
 
 class ChatNotifier(Protocol):
     def post(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class QuizRequest:
+    quiz_id: UUID
+    title: str
+    prompt: str
+    generation_type: str
+    num_questions: int
+    track: str | None
+
+
+@dataclass(frozen=True)
+class GeneratedQuestions:
+    """Questions as {text, type, explanation, options: [{text, correct}]}, plus provenance."""
+
+    questions: list[dict[str, Any]]
+    provenance: dict[str, Any]
+
+
+class GenerationError(Exception):
+    def __init__(self, reason: str, provenance: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.provenance = provenance
+
+
+class QuizGenerator(Protocol):
+    def generate(self, request: QuizRequest) -> GeneratedQuestions: ...

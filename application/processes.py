@@ -15,8 +15,18 @@ from eventsourcing.utils import get_topic
 
 from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
 from application.eventstore import EventStore
-from application.ports import ChatNotifier, Email, Mailer, OneTimeTokens
+from application.ports import (
+    ChatNotifier,
+    Email,
+    GenerationError,
+    Mailer,
+    OneTimeTokens,
+    QuizGenerator,
+    QuizRequest,
+)
+from application.quizzes import QuizCommands
 from domain.accounts import Account
+from domain.quizzes import Quiz
 from domain.roles import Track
 from domain.students import Student
 from domain.submissions import Submission
@@ -164,3 +174,30 @@ class SubmissionPolicies:
                   + ("The next project is now unlocked.\n" if approved else
                      "Update it and submit again when ready.\n")),
         ))
+
+
+class QuizPolicies:
+    """Generate the questions of a requested quiz and record the outcome, either way."""
+
+    def __init__(self, quizzes: QuizCommands, generator: QuizGenerator) -> None:
+        self.quizzes = quizzes
+        self.generator = generator
+
+    def policies(self) -> list[Policy]:
+        return [Policy("quiz_generation", (Quiz.Requested,), self.generate)]
+
+    def generate(self, event: Quiz.Requested) -> None:
+        request = QuizRequest(event.originator_id, event.title, event.prompt,
+                              event.generation_type, event.num_questions, event.track)
+        try:
+            result = self.generator.generate(request)
+        except GenerationError as error:
+            self.quizzes.complete_generation(request.quiz_id, None, error.reason,
+                                             error.provenance)
+            return
+        except Exception as error:  # a failed generation is recorded, never left hanging
+            self.quizzes.complete_generation(
+                request.quiz_id, None, f"generator error: {error!r}",
+                {"generator": type(self.generator).__name__})
+            return
+        self.quizzes.complete_generation(request.quiz_id, result, None, result.provenance)

@@ -25,21 +25,32 @@ from application.accounts import AccountCommands
 from application.auth import AuthCommands, LoginLimits
 from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
-from application.ports import ChatNotifier, Mailer
-from application.processes import MailPolicies, Policy, SubmissionPolicies
+from application.ports import ChatNotifier, Mailer, QuizGenerator
+from application.processes import MailPolicies, Policy, QuizPolicies, SubmissionPolicies
+from application.quizzes import QuizCommands
 from infrastructure import authstore, messaging
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.embedded import start_embedded
 from infrastructure.files import LocalFileStore
+from infrastructure.gemini import GeminiGenerator
 from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.persistence import eventsourcing_env
+from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import Settings
 from projections.base import ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.progress import ProgressProjection, ProgressView
+from projections.quizzes import (
+    AttemptsProjection,
+    AttemptsView,
+    QuizzesProjection,
+    QuizzesView,
+    StudentQuizzesProjection,
+    StudentQuizzesView,
+)
 from projections.submissions import SubmissionsProjection, SubmissionsView
 from projections.users import UsersProjection, UsersView
 
@@ -48,6 +59,7 @@ log = logging.getLogger("apranova")
 SCHEMA_LOCK = 0x41505241  # an arbitrary constant shared by every ApraNova process
 PROJECTIONS: tuple[type[ReadModelProjection], ...] = (
     UsersProjection, CatalogProjection, ProgressProjection, SubmissionsProjection,
+    QuizzesProjection, StudentQuizzesProjection, AttemptsProjection,
 )
 
 
@@ -77,6 +89,13 @@ def _mailer(settings: Settings) -> Mailer:
             settings.smtp_starttls,
         )
     return ConsoleMailer()
+
+
+def _generator(settings: Settings) -> QuizGenerator:
+    if settings.gemini_api_key is not None:
+        return GeminiGenerator(settings.gemini_api_key.get_secret_value(), settings.gemini_model,
+                               settings.gemini_base_url)
+    return QuestionBankGenerator(settings.question_bank_file)
 
 
 class Supervised:
@@ -141,6 +160,10 @@ class Container:
     catalog: CatalogView
     progress: ProgressView
     submissions: SubmissionsView
+    quizzes: QuizCommands
+    quiz_views: QuizzesView
+    student_quizzes: StudentQuizzesView
+    attempts: AttemptsView
     policies: list[Policy]
     broker: Any
     actor: Any
@@ -152,7 +175,8 @@ class Container:
     @property
     def _runner_env(self) -> dict[str, str]:
         # Tables exist already (build() made them under a lock); runners only read and apply.
-        return {**self.env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2",
+        # No standing connections: a runner holds what it uses, and idle ones are closed.
+        return {**self.env, "POSTGRES_POOL_SIZE": "0", "POSTGRES_MAX_OVERFLOW": "3",
                 "CREATE_TABLE": "n"}
 
     def start_projections(self) -> None:
@@ -195,8 +219,8 @@ class Container:
             component.stop()
         self._background.clear()
         self.store.close()
-        for view in (self.users, self.catalog, self.progress, self.submissions):
-            view.datastore.close()
+        # The views share one datastore (see _views).
+        self.users.datastore.close()
         self.pool.close()
         self.redis.close()
 
@@ -205,6 +229,19 @@ def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
     factory = InfrastructureFactory[Any].construct(env=Environment(projection.name, env))
     view_class = getattr(projection, "view_class", PostgresTrackingRecorder)
     return factory.tracking_recorder(view_class)
+
+
+def _views(env: dict[str, str]) -> dict[type[ReadModelProjection], Any]:
+    """Every read model of this process, sharing one connection pool for their queries."""
+    first, *rest = PROJECTIONS
+    views = {first: _view(env, first)}
+    datastore = views[first].datastore
+    for projection in rest:
+        view = projection.view_class(datastore=datastore,
+                                     tracking_table_name=f"{projection.name}_tracking")
+        view.create_table()
+        views[projection] = view
+    return views
 
 
 def _load_curriculum(commands: CurriculumCommands, path: Path) -> None:
@@ -238,7 +275,7 @@ def build(settings: Settings | None = None) -> Container:
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
             store = EventStore(env=env)
-            views = {p: _view(env, p) for p in PROJECTIONS}
+            views = _views(env)
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
@@ -265,8 +302,10 @@ def build(settings: Settings | None = None) -> Container:
     chat: ChatNotifier = (SlackWebhook(settings.slack_webhook_url)
                           if settings.slack_webhook_url else LogNotifier())
     public_url = settings.resolved_public_url()
+    quizzes = QuizCommands(store, SystemClock())
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
-                *SubmissionPolicies(store, mailer, chat, public_url).policies()]
+                *SubmissionPolicies(store, mailer, chat, public_url).policies(),
+                *QuizPolicies(quizzes, _generator(settings)).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     runner = messaging.PolicyRunner(store, pool, policies)
@@ -277,5 +316,7 @@ def build(settings: Settings | None = None) -> Container:
         sessions=sessions, accounts=accounts, auth=auth, curriculum=curriculum, files=files,
         users=views[UsersProjection], catalog=views[CatalogProjection],
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
+        quizzes=quizzes, quiz_views=views[QuizzesProjection],
+        student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
         policies=policies, broker=broker, actor=actor, _handles=handles,
     )

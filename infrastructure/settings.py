@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # The curriculum data file; loaded at start and recorded as a new version if it changed.
     curriculum_file: Path = REPOSITORY_DATA / "curriculum.toml"
     slack_webhook_url: str | None = None
+
+    # Quiz generation: Gemini when a key is set, else the offline question bank.
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    question_bank_file: Path = REPOSITORY_DATA / "question_bank.toml"
     read_wait_seconds: float = 5.0
 
     # Redis key namespace, so several deployments (or test runs) can share one Redis.

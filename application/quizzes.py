@@ -1,0 +1,268 @@
+"""Quiz commands: generation requests, editing, publishing, attempts, grading, regrading."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from application.accounts import Actor
+from application.eventstore import EventStore, retry_on_conflict
+from application.ports import Clock, GeneratedQuestions
+from domain.errors import Conflict, Forbidden, Invalid, NotFound
+from domain.quizzes import (
+    IN_PROGRESS,
+    PUBLISHED,
+    Attempt,
+    Layout,
+    Quiz,
+    QuizSettings,
+)
+from domain.roles import Role, is_staff
+
+GENERATION_TYPES = ("PROMPT", "WEB_SEARCH")
+AUTHORS = (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN)
+
+
+@dataclass(frozen=True)
+class Created:
+    id: UUID
+    position: int
+
+
+@dataclass(frozen=True)
+class AttemptStarted:
+    id: UUID
+    position: int
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class RegradeChange:
+    attempt_id: UUID
+    student_id: UUID
+    previous_score: float
+    new_score: float
+    max_score: float
+
+
+def with_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give new questions and options ids; keep the ids they already have."""
+    def new_id(prefix: str) -> str:
+        return f"{prefix}{secrets.token_hex(4)}"
+
+    return [{
+        "id": q.get("id") or new_id("q"),
+        "text": q["text"], "type": q["type"], "explanation": q.get("explanation", ""),
+        "options": [{"id": o.get("id") or new_id("o"), "text": o["text"],
+                     "correct": bool(o["correct"])} for o in q["options"]],
+    } for q in questions]
+
+
+class QuizCommands:
+    def __init__(self, store: EventStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- authoring -------------------------------------------------------------------------
+
+    def request(self, actor: Actor, title: str, prompt: str, generation_type: str,
+                num_questions: int, track: str | None) -> Created:
+        if actor.role not in AUTHORS:
+            raise Forbidden("Only trainers and administrators generate quizzes",
+                            code="PERMISSION_DENIED")
+        if generation_type not in GENERATION_TYPES:
+            raise Invalid("generation_type is PROMPT or WEB_SEARCH", code="INVALID_TYPE")
+        quiz = Quiz(title=title, prompt=prompt, generation_type=generation_type,
+                    num_questions=num_questions, track=track, owner_id=actor.id,
+                    actor_id=actor.id)
+        return Created(quiz.id, self.store.commit(quiz))
+
+    def complete_generation(self, quiz_id: UUID, result: GeneratedQuestions | None,
+                            failure: str | None, provenance: dict[str, Any]) -> int:
+        def command() -> int:
+            quiz = self.store.load(Quiz, quiz_id, "Quiz")
+            if result is not None:
+                try:
+                    quiz.record_generated(with_ids(result.questions), result.provenance)
+                except Invalid as error:
+                    problems = "; ".join(error.details.get("problems", [])) or error.message
+                    quiz.record_failure(f"generated questions were invalid: {problems}",
+                                        result.provenance)
+            else:
+                quiz.record_failure(failure or "generation failed", provenance)
+            return self.store.commit(quiz)
+
+        return retry_on_conflict(command)
+
+    def _authored(self, actor: Actor, quiz_id: UUID) -> Quiz:
+        quiz = self.store.load(Quiz, quiz_id, "Quiz")
+        if is_staff(actor.role):
+            return quiz
+        if actor.role is Role.TRAINER and quiz.owner_id == actor.id:
+            return quiz
+        if actor.role is Role.TRAINER:
+            raise Forbidden("Trainers change only their own quizzes", code="NOT_YOUR_QUIZ")
+        raise NotFound("Quiz not found")
+
+    def edit(self, actor: Actor, quiz_id: UUID, title: str | None,
+             questions: list[dict[str, Any]] | None, settings: dict[str, Any] | None,
+             reason: str) -> int:
+        def command() -> int:
+            quiz = self._authored(actor, quiz_id)
+            merged = {**quiz.settings.as_dict(), **(settings or {})}
+            quiz.edit(title if title is not None else quiz.title,
+                      with_ids(questions) if questions is not None else quiz.questions,
+                      QuizSettings.from_dict(merged), actor_id=actor.id, reason=reason)
+            return self.store.commit(quiz)
+
+        return retry_on_conflict(command)
+
+    def publish(self, actor: Actor, quiz_id: UUID) -> int:
+        def command() -> int:
+            quiz = self._authored(actor, quiz_id)
+            quiz.publish(actor_id=actor.id)
+            return self.store.commit(quiz)
+
+        return retry_on_conflict(command)
+
+    def archive(self, actor: Actor, quiz_id: UUID, reason: str) -> int:
+        def command() -> int:
+            quiz = self._authored(actor, quiz_id)
+            quiz.archive(actor_id=actor.id, reason=reason or "deleted")
+            return self.store.commit(quiz)
+
+        return retry_on_conflict(command)
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def attempts_of(self, quiz_id: UUID, student_id: UUID) -> list[Attempt]:
+        """A student's attempts at a quiz, in order (ids are derived from the number)."""
+        attempts: list[Attempt] = []
+        while (a := self.store.find(Attempt, Attempt.id_for(
+                quiz_id, student_id, len(attempts) + 1))) is not None:
+            attempts.append(a)
+        return attempts
+
+    def start(self, actor: Actor, quiz_id: UUID) -> AttemptStarted:
+        """Start the next attempt, or return the one in progress."""
+        def command() -> AttemptStarted:
+            quiz = self.store.find(Quiz, quiz_id)
+            if quiz is None or quiz.status != PUBLISHED:
+                raise NotFound("Quiz not found")
+            attempts = self.attempts_of(quiz_id, actor.id)
+            now = self.clock.now()
+            position = 0
+            if attempts and attempts[-1].status == IN_PROGRESS:
+                last = attempts[-1]
+                if not last.is_overdue(now):
+                    # Resumed: reading at the log's head is sure to include it.
+                    head = self.store.recorder.max_notification_id() or 0
+                    return AttemptStarted(last.id, head, resumed=True)
+                last.submit(quiz, actor_id=None, automatic=True)
+                position = self.store.commit(last)
+            if len(attempts) >= quiz.settings.attempts_allowed:
+                raise Conflict("No attempts left for this quiz", code="NO_ATTEMPTS_LEFT",
+                               allowed=quiz.settings.attempts_allowed, position=position)
+            number = len(attempts) + 1
+            layout = Layout.for_attempt(quiz, f"{quiz_id}:{actor.id}:{number}")
+            limit = quiz.settings.time_limit_seconds
+            attempt = Attempt(quiz_id=quiz_id, student_id=actor.id, number=number,
+                              question_order=layout.questions, option_order=layout.options,
+                              deadline=now + timedelta(seconds=limit) if limit else None,
+                              actor_id=actor.id)
+            return AttemptStarted(attempt.id, self.store.commit(attempt), resumed=False)
+
+        return retry_on_conflict(command)
+
+    def _own_attempt(self, actor: Actor, attempt_id: UUID) -> tuple[Attempt, Quiz]:
+        attempt = self.store.find(Attempt, attempt_id)
+        if attempt is None or attempt.student_id != actor.id:
+            raise NotFound("Attempt not found")
+        return attempt, self.store.load(Quiz, attempt.quiz_id, "Quiz")
+
+    def answer(self, actor: Actor, attempt_id: UUID, question_id: str,
+               option_ids: list[str]) -> int:
+        """Save an answer (last write wins). Past the time limit the attempt is submitted."""
+        def command() -> int:
+            attempt, quiz = self._own_attempt(actor, attempt_id)
+            now = self.clock.now()
+            if attempt.is_overdue(now):
+                attempt.submit(quiz, actor_id=None, automatic=True)
+                position = self.store.commit(attempt)
+                raise Conflict("The time limit has passed; the attempt was submitted with "
+                               "the answers saved before it", code="ATTEMPT_EXPIRED",
+                               position=position)
+            attempt.save_answer(quiz, question_id, option_ids, actor_id=actor.id, now=now)
+            return self.store.commit(attempt)
+
+        return retry_on_conflict(command)
+
+    def submit(self, actor: Actor, attempt_id: UUID) -> int:
+        def command() -> int:
+            attempt, quiz = self._own_attempt(actor, attempt_id)
+            automatic = attempt.is_overdue(self.clock.now())
+            attempt.submit(quiz, actor_id=None if automatic else actor.id, automatic=automatic)
+            return self.store.commit(attempt)
+
+        return retry_on_conflict(command)
+
+    def settle(self, actor: Actor, attempt_id: UUID) -> int:
+        """On reading an attempt: submit it if its time ran out (lazy auto-submit)."""
+        def command() -> int:
+            attempt, quiz = self._own_attempt(actor, attempt_id)
+            if not attempt.is_overdue(self.clock.now()):
+                return 0
+            attempt.submit(quiz, actor_id=None, automatic=True)
+            return self.store.commit(attempt)
+
+        return retry_on_conflict(command)
+
+    # -- regrading -------------------------------------------------------------------------
+
+    def regrade(self, actor: Actor, quiz_id: UUID, dry_run: bool, reason: str
+                ) -> tuple[list[RegradeChange], int]:
+        """Grade every submitted attempt again against the quiz as it is now.
+
+        The attempts are found by replaying the log of Attempt.Started events; a dry run
+        reports the changes without recording them.
+        """
+        quiz = self._authored(actor, quiz_id)
+        changes: list[RegradeChange] = []
+        position = 0
+        for attempt_id in self._attempt_ids(quiz_id):
+            def command(attempt_id: UUID = attempt_id) -> RegradeChange | None:
+                attempt = self.store.load(Attempt, attempt_id, "Attempt")
+                previous = attempt.score
+                grade = attempt.regrade(quiz, actor_id=actor.id, reason=reason)
+                if grade is None:
+                    return None
+                nonlocal position
+                if not dry_run:
+                    position = max(position, self.store.commit(attempt))
+                return RegradeChange(attempt.id, attempt.student_id, previous or 0.0,
+                                     grade.score, grade.max_score)
+
+            change = retry_on_conflict(command)
+            if change is not None:
+                changes.append(change)
+        return changes, position
+
+    def _attempt_ids(self, quiz_id: UUID) -> list[UUID]:
+        topic = get_topic(Attempt.Started)
+        ids: list[UUID] = []
+        start = 1
+        while True:
+            batch = self.store.recorder.select_notifications(start=start, limit=500,
+                                                             topics=[topic])
+            for n in batch:
+                started = self.store.mapper.to_domain_event(n)
+                if isinstance(started, Attempt.Started) and started.quiz_id == quiz_id:
+                    ids.append(started.originator_id)
+            if len(batch) < 500:
+                return ids
+            start = batch[-1].id + 1

@@ -1,0 +1,373 @@
+"""Quizzes and attempts.
+
+A trainer asks for a quiz; a generator fills it; the trainer reviews, edits and
+publishes it. Students take attempts: answers are saved as they go and graded on
+submission. Answer keys never leave the trainer's side before the review policy allows.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from difflib import SequenceMatcher
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, Invalid
+from domain.grading import MULTIPLE, SINGLE, Grade, GradingMethod, Key, grade_attempt
+from domain.ids import derived_id
+
+MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
+MIN_OPTIONS, MAX_OPTIONS = 2, 6
+NEAR_DUPLICATE = 0.9
+# Seconds allowed past the time limit for the last save to arrive.
+GRACE_SECONDS = 5
+
+GENERATING, DRAFT, FAILED, PUBLISHED, ARCHIVED = (
+    "generating", "draft", "failed", "published", "archived")
+IN_PROGRESS, SUBMITTED = "in_progress", "submitted"
+
+
+class ShowAnswers(StrEnum):
+    IMMEDIATELY = "immediately"
+    AFTER_LAST_ATTEMPT = "after_last_attempt"
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class QuizSettings:
+    time_limit_seconds: int | None = None
+    attempts_allowed: int = 1
+    grading_method: GradingMethod = GradingMethod.HIGHEST
+    shuffle_questions: bool = False
+    shuffle_options: bool = False
+    partial_credit: bool = False
+    show_answers: ShowAnswers = ShowAnswers.AFTER_LAST_ATTEMPT
+
+    def __post_init__(self) -> None:
+        if self.time_limit_seconds is not None and not 30 <= self.time_limit_seconds <= 86_400:
+            raise Invalid("Time limit must be 30 s to 24 h", code="INVALID_SETTINGS")
+        if not 1 <= self.attempts_allowed <= 20:
+            raise Invalid("Attempts allowed must be 1 to 20", code="INVALID_SETTINGS")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time_limit_seconds": self.time_limit_seconds,
+                "attempts_allowed": self.attempts_allowed,
+                "grading_method": self.grading_method.value,
+                "shuffle_questions": self.shuffle_questions,
+                "shuffle_options": self.shuffle_options,
+                "partial_credit": self.partial_credit,
+                "show_answers": self.show_answers.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuizSettings:
+        try:
+            return cls(
+                time_limit_seconds=data.get("time_limit_seconds"),
+                attempts_allowed=int(data.get("attempts_allowed", 1)),
+                grading_method=GradingMethod(data.get("grading_method", "highest")),
+                shuffle_questions=bool(data.get("shuffle_questions", False)),
+                shuffle_options=bool(data.get("shuffle_options", False)),
+                partial_credit=bool(data.get("partial_credit", False)),
+                show_answers=ShowAnswers(data.get("show_answers", "after_last_attempt")),
+            )
+        except ValueError as error:
+            raise Invalid(str(error), code="INVALID_SETTINGS") from None
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
+
+
+def question_problems(questions: list[dict[str, Any]], expected: int | None) -> list[str]:
+    """Everything wrong with a question list, as sentences (also fed back to generators)."""
+    problems: list[str] = []
+    if expected is not None and len(questions) != expected:
+        problems.append(f"expected {expected} questions, got {len(questions)}")
+    if not MIN_QUESTIONS <= len(questions) <= MAX_QUESTIONS:
+        problems.append(f"a quiz has {MIN_QUESTIONS} to {MAX_QUESTIONS} questions")
+    seen: list[str] = []
+    for n, q in enumerate(questions, 1):
+        text, options, kind = q.get("text", ""), q.get("options", []), q.get("type")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"question {n} has no text")
+            continue
+        if kind not in (SINGLE, MULTIPLE):
+            problems.append(f"question {n} must be SINGLE or MULTIPLE")
+        if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+            problems.append(f"question {n} needs {MIN_OPTIONS} to {MAX_OPTIONS} options")
+        texts = [_normal(str(o.get("text", ""))) for o in options]
+        if len(set(texts)) != len(texts) or not all(texts):
+            problems.append(f"question {n} has empty or duplicate options")
+        correct = sum(1 for o in options if o.get("correct") is True)
+        if kind == SINGLE and correct != 1:
+            problems.append(f"question {n} is SINGLE and needs exactly one correct option")
+        if kind == MULTIPLE and not 2 <= correct < len(options):
+            problems.append(f"question {n} is MULTIPLE and needs at least two correct options "
+                            "and one incorrect")
+        normal = _normal(text)
+        for other in seen:
+            if SequenceMatcher(None, normal, other).ratio() >= NEAR_DUPLICATE:
+                problems.append(f"question {n} repeats an earlier question")
+                break
+        seen.append(normal)
+    return problems
+
+
+def require_valid(questions: list[dict[str, Any]], expected: int | None = None) -> None:
+    problems = question_problems(questions, expected)
+    if problems:
+        raise Invalid("The questions are not valid", code="INVALID_QUESTIONS",
+                      problems=problems)
+
+
+def keys_of(questions: list[dict[str, Any]]) -> dict[str, Key]:
+    return {q["id"]: Key(type=q["type"],
+                         options=frozenset(o["id"] for o in q["options"]),
+                         correct=frozenset(o["id"] for o in q["options"] if o["correct"]))
+            for q in questions}
+
+
+class Quiz(Aggregate):
+    class Requested(Aggregate.Created):
+        title: str
+        prompt: str
+        generation_type: str
+        num_questions: int
+        track: str | None
+        owner_id: UUID
+        actor_id: UUID
+
+    class Generated(Aggregate.Event):
+        questions: list[dict[str, Any]]
+        provenance: dict[str, Any]
+
+    class GenerationFailed(Aggregate.Event):
+        reason: str
+        provenance: dict[str, Any]
+
+    class Edited(Aggregate.Event):
+        title: str
+        questions: list[dict[str, Any]]
+        settings: dict[str, Any]
+        actor_id: UUID
+        reason: str
+
+    class Published(Aggregate.Event):
+        actor_id: UUID
+
+    class Archived(Aggregate.Event):
+        actor_id: UUID
+        reason: str
+
+    @event(Requested)
+    def __init__(self, title: str, prompt: str, generation_type: str, num_questions: int,
+                 track: str | None, owner_id: UUID, actor_id: UUID) -> None:
+        self.title = title
+        self.num_questions = num_questions
+        self.track = track
+        self.owner_id = owner_id
+        self.status = GENERATING
+        self.questions: list[dict[str, Any]] = []
+        self.settings = QuizSettings()
+
+    def record_generated(self, questions: list[dict[str, Any]],
+                         provenance: dict[str, Any]) -> None:
+        if self.status != GENERATING:
+            return  # a redelivered result: the first one stands
+        require_valid(questions, self.num_questions)
+        self._generated(questions=questions, provenance=provenance)
+
+    @event(Generated)
+    def _generated(self, questions: list[dict[str, Any]], provenance: dict[str, Any]) -> None:
+        self.questions = questions
+        self.status = DRAFT
+
+    def record_failure(self, reason: str, provenance: dict[str, Any]) -> None:
+        if self.status == GENERATING:
+            self._failed(reason=reason[:2000], provenance=provenance)
+
+    @event(GenerationFailed)
+    def _failed(self, reason: str, provenance: dict[str, Any]) -> None:
+        self.status = FAILED
+
+    def edit(self, title: str, questions: list[dict[str, Any]], settings: QuizSettings,
+             actor_id: UUID, reason: str) -> None:
+        if self.status not in (DRAFT, PUBLISHED):
+            raise Conflict(f"A {self.status} quiz cannot be edited", code="INVALID_TRANSITION",
+                           status=self.status)
+        require_valid(questions)
+        # Corrections of a published quiz keep the question set: attempts refer to these ids.
+        if self.status == PUBLISHED and (
+                {q["id"] for q in questions} != {q["id"] for q in self.questions}):
+            raise Conflict("A published quiz keeps its questions; correct them in place",
+                               code="QUESTIONS_FIXED_AFTER_PUBLISH")
+        self._edited(title=title, questions=questions, settings=settings.as_dict(),
+                     actor_id=actor_id, reason=reason)
+
+    @event(Edited)
+    def _edited(self, title: str, questions: list[dict[str, Any]], settings: dict[str, Any],
+                actor_id: UUID, reason: str) -> None:
+        self.title = title
+        self.questions = questions
+        self.settings = QuizSettings.from_dict(settings)
+
+    def publish(self, actor_id: UUID) -> None:
+        if self.status == PUBLISHED:
+            return
+        if self.status != DRAFT:
+            raise Conflict(f"A {self.status} quiz cannot be published",
+                           code="INVALID_TRANSITION", status=self.status)
+        self._published(actor_id=actor_id)
+
+    @event(Published)
+    def _published(self, actor_id: UUID) -> None:
+        self.status = PUBLISHED
+
+    def archive(self, actor_id: UUID, reason: str) -> None:
+        if self.status != ARCHIVED:
+            self._archived(actor_id=actor_id, reason=reason)
+
+    @event(Archived)
+    def _archived(self, actor_id: UUID, reason: str) -> None:
+        self.status = ARCHIVED
+
+    def grade(self, answers: dict[str, list[str]]) -> Grade:
+        return grade_attempt(keys_of(self.questions), answers, self.settings.partial_credit)
+
+
+@dataclass
+class Layout:
+    """The order a student sees: shuffled per attempt, fixed for that attempt."""
+
+    questions: list[str] = field(default_factory=list)
+    options: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def for_attempt(cls, quiz: Quiz, seed: str) -> Layout:
+        rng = random.Random(seed)
+        order = [q["id"] for q in quiz.questions]
+        if quiz.settings.shuffle_questions:
+            rng.shuffle(order)
+        options = {}
+        for q in quiz.questions:
+            ids = [o["id"] for o in q["options"]]
+            if quiz.settings.shuffle_options:
+                rng.shuffle(ids)
+            options[q["id"]] = ids
+        return cls(order, options)
+
+
+class Attempt(Aggregate):
+    class Started(Aggregate.Created):
+        quiz_id: UUID
+        student_id: UUID
+        number: int
+        question_order: list[str]
+        option_order: dict[str, list[str]]
+        deadline: datetime | None
+        actor_id: UUID
+
+    class AnswerSaved(Aggregate.Event):
+        question_id: str
+        option_ids: list[str]
+        actor_id: UUID
+
+    class Submitted(Aggregate.Event):
+        score: float
+        max_score: float
+        per_question: dict[str, float]
+        automatic: bool
+        actor_id: UUID | None
+
+    class Regraded(Aggregate.Event):
+        score: float
+        max_score: float
+        per_question: dict[str, float]
+        previous_score: float
+        actor_id: UUID
+        reason: str
+
+    @staticmethod
+    def id_for(quiz_id: UUID, student_id: UUID, number: int) -> UUID:
+        return derived_id("attempt", f"{quiz_id}:{student_id}:{number}")
+
+    @classmethod
+    def create_id(cls, quiz_id: UUID, student_id: UUID, number: int) -> UUID:
+        return cls.id_for(quiz_id, student_id, number)
+
+    @event(Started)
+    def __init__(self, quiz_id: UUID, student_id: UUID, number: int,
+                 question_order: list[str], option_order: dict[str, list[str]],
+                 deadline: datetime | None, actor_id: UUID) -> None:
+        self.quiz_id = quiz_id
+        self.student_id = student_id
+        self.number = number
+        self.question_order = question_order
+        self.option_order = option_order
+        self.deadline = deadline
+        self.status = IN_PROGRESS
+        self.answers: dict[str, list[str]] = {}
+        self.score: float | None = None
+
+    def is_overdue(self, now: datetime) -> bool:
+        return (self.status == IN_PROGRESS and self.deadline is not None
+                and now > self.deadline + timedelta(seconds=GRACE_SECONDS))
+
+    def save_answer(self, quiz: Quiz, question_id: str, option_ids: list[str],
+                    actor_id: UUID, now: datetime) -> None:
+        if self.status != IN_PROGRESS:
+            raise Conflict("The attempt is already submitted", code="ATTEMPT_SUBMITTED")
+        if self.is_overdue(now):
+            raise Conflict("The time limit has passed", code="ATTEMPT_EXPIRED")
+        question = next((q for q in quiz.questions if q["id"] == question_id), None)
+        if question is None:
+            raise Invalid("No such question in this quiz", code="UNKNOWN_QUESTION")
+        valid = {o["id"] for o in question["options"]}
+        chosen = sorted(set(option_ids))
+        if not set(chosen) <= valid:
+            raise Invalid("Options must belong to the question", code="UNKNOWN_OPTION")
+        if question["type"] == SINGLE and len(chosen) > 1:
+            raise Invalid("Choose one option for this question", code="ONE_OPTION_ONLY")
+        if self.answers.get(question_id) != chosen:
+            self._answer_saved(question_id=question_id, option_ids=chosen, actor_id=actor_id)
+
+    @event(AnswerSaved)
+    def _answer_saved(self, question_id: str, option_ids: list[str], actor_id: UUID) -> None:
+        self.answers[question_id] = option_ids
+
+    def submit(self, quiz: Quiz, actor_id: UUID | None, automatic: bool) -> None:
+        if self.status == SUBMITTED:
+            return  # submitting twice is harmless
+        grade = quiz.grade(self.answers)
+        self._submitted(score=grade.score, max_score=grade.max_score,
+                        per_question=grade.per_question, automatic=automatic,
+                        actor_id=actor_id)
+
+    @event(Submitted)
+    def _submitted(self, score: float, max_score: float, per_question: dict[str, float],
+                   automatic: bool, actor_id: UUID | None) -> None:
+        self.status = SUBMITTED
+        self.score = score
+
+    def regrade(self, quiz: Quiz, actor_id: UUID, reason: str) -> Grade | None:
+        """Grade again against the quiz as it is now; None if nothing changes."""
+        if self.status != SUBMITTED:
+            return None
+        grade = quiz.grade(self.answers)
+        if grade.score == self.score:
+            return None
+        self._regraded(score=grade.score, max_score=grade.max_score,
+                       per_question=grade.per_question, previous_score=self.score or 0.0,
+                       actor_id=actor_id, reason=reason)
+        return grade
+
+    @event(Regraded)
+    def _regraded(self, score: float, max_score: float, per_question: dict[str, float],
+                  previous_score: float, actor_id: UUID, reason: str) -> None:
+        self.score = score

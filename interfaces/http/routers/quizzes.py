@@ -1,0 +1,466 @@
+"""/api/quiz/: generation, authoring, attempts, results, statistics and regrading."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+
+from domain.errors import NotFound
+from domain.grading import GradingMethod, combine
+from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers
+from domain.roles import Role, Track, is_staff
+from infrastructure.bootstrap import Container
+from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
+from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.schemas import Body
+from projections.base import ProjectionLagging, ReadModel
+
+router = APIRouter(prefix="/api/quiz", tags=["quizzes"])
+
+Position = Annotated[int | None, Depends(read_position)]
+Pages = Annotated[PageParams, Depends(page_params)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ShortId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,20}$")]
+OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
+
+
+class GenerateIn(Body):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    generation_type: Literal["PROMPT", "WEB_SEARCH"] = "PROMPT"
+    num_questions: int = Field(ge=1, le=MAX_QUESTIONS)
+    track: Track | None = None
+
+
+class OptionIn(Body):
+    id: ShortId | None = None
+    text: Text
+    correct: bool
+
+
+class QuestionIn(Body):
+    id: ShortId | None = None
+    text: Text
+    type: Literal["SINGLE", "MULTIPLE"]
+    explanation: Annotated[str, StringConstraints(max_length=2000)] = ""
+    options: list[OptionIn] = Field(min_length=1, max_length=MAX_OPTIONS + 4)
+
+
+class SettingsIn(Body):
+    time_limit_seconds: int | None = Field(default=None, ge=30, le=86_400)
+    attempts_allowed: int = Field(default=1, ge=1, le=20)
+    grading_method: GradingMethod = GradingMethod.HIGHEST
+    shuffle_questions: bool = False
+    shuffle_options: bool = False
+    partial_credit: bool = False
+    show_answers: ShowAnswers = ShowAnswers.AFTER_LAST_ATTEMPT
+
+
+class EditIn(Body):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    questions: list[QuestionIn] | None = Field(default=None, max_length=MAX_QUESTIONS + 10)
+    settings: SettingsIn | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class AnswerIn(Body):
+    question_id: ShortId
+    option_ids: list[ShortId] = Field(max_length=MAX_OPTIONS)
+
+
+class RegradeIn(Body):
+    dry_run: bool = True
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class AcceptedQuizOut(BaseModel):
+    id: UUID
+    status: str
+
+
+class QuizOut(BaseModel):
+    """The authors' view, answer keys included."""
+
+    id: UUID
+    owner_id: UUID
+    title: str
+    prompt: str
+    generation_type: str
+    num_questions: int
+    track: str | None
+    status: str
+    failure_reason: str | None
+    questions: list[dict[str, Any]]
+    settings: dict[str, Any]
+    provenance: dict[str, Any] | None
+    created_at: datetime
+    published_at: datetime | None
+    updated_at: datetime
+
+
+class StudentQuizOut(BaseModel):
+    """The takers' view: never any correct flag or explanation."""
+
+    id: UUID
+    title: str
+    track: str | None
+    settings: dict[str, Any]
+    questions: list[dict[str, Any]]
+    published_at: datetime
+
+
+class QuizSummaryOut(BaseModel):
+    id: UUID
+    title: str
+    track: str | None
+    status: str
+    question_count: int
+    settings: dict[str, Any]
+    published_at: datetime | None
+
+
+class QuestionFeedback(BaseModel):
+    question_id: str
+    score: float
+    chosen_option_ids: list[str]
+    correct_option_ids: list[str]
+    explanation: str
+
+
+class AttemptOut(BaseModel):
+    id: UUID
+    quiz_id: UUID
+    number: int
+    status: str
+    started_at: datetime
+    deadline: datetime | None
+    time_remaining_seconds: float | None
+    submitted_at: datetime | None
+    automatic: bool | None
+    questions: list[dict[str, Any]]
+    answers: dict[str, list[str]]
+    score: float | None
+    max_score: float | None
+    percent: float | None
+    answers_visible: bool
+    feedback: list[QuestionFeedback] | None
+
+
+class GradeOut(BaseModel):
+    quiz_id: UUID
+    grading_method: str
+    attempts: list[dict[str, Any]]
+    attempts_allowed: int
+    grade: float | None
+
+
+class QuestionStats(BaseModel):
+    question_id: str
+    text: str
+    answered: int
+    average_score: float | None
+    difficulty: float | None
+
+
+class StatisticsOut(BaseModel):
+    quiz_id: UUID
+    attempts: int
+    students: int
+    average_percent: float | None
+    lowest_percent: float | None
+    highest_percent: float | None
+    questions: list[QuestionStats]
+
+
+class RegradeChangeOut(BaseModel):
+    attempt_id: UUID
+    student_id: UUID
+    previous_score: float
+    new_score: float
+    max_score: float
+
+
+class RegradeOut(BaseModel):
+    dry_run: bool
+    changes: list[RegradeChangeOut]
+
+
+def _after(c: Container, view: ReadModel, position: int, read: Any,
+           status_code: int = 200) -> Response:
+    headers = {"X-Position": str(position)}
+    try:
+        view.wait_for(position, c.settings.read_wait_seconds)
+    except ProjectionLagging:
+        return JSONResponse({"detail": "Accepted; the read model is catching up",
+                             "position": position}, status_code=202, headers=headers)
+    return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
+                        headers=headers)
+
+
+def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
+    """The full quiz, for its owner and overseers only."""
+    row = c.quiz_views.get(quiz_id)
+    if row is None:
+        return None
+    if p.role in OVERSEERS or (p.role is Role.TRAINER and row["owner_id"] == p.id):
+        return dict(row)
+    return None
+
+
+def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQuizOut:
+    row = _authors_row(c, p, quiz_id)
+    if row is not None:
+        return QuizOut(**row)
+    public = c.student_quizzes.get(quiz_id)
+    if public is None:
+        raise NotFound("Quiz not found")
+    return StudentQuizOut(**public)
+
+
+# -- authoring -------------------------------------------------------------------------------
+
+@router.post("/quizzes/generate/", status_code=status.HTTP_202_ACCEPTED,
+             response_model=AcceptedQuizOut)
+def generate(body: GenerateIn, p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+    created = c.quizzes.request(p.actor, body.title, body.prompt, body.generation_type,
+                                body.num_questions, body.track.value if body.track else None)
+    return JSONResponse({"id": str(created.id), "status": "generating"}, status_code=202,
+                        headers={"X-Position": str(created.position),
+                                 "Location": f"/api/quiz/quizzes/{created.id}/"})
+
+
+@router.get("/quizzes/", response_model=Page[QuizSummaryOut])
+def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+                 position: Position,
+                 status_filter: Annotated[Literal["generating", "draft", "failed", "published",
+                                                  "archived"] | None,
+                                          Query(alias="status")] = None) -> dict[str, Any]:
+    """Authors see their own quizzes (overseers all); others the published ones."""
+    if p.role is Role.TRAINER or p.role in OVERSEERS:
+        c.quiz_views.wait_for(position, c.settings.read_wait_seconds)
+        count, rows = c.quiz_views.page(
+            offset=pages.offset, limit=pages.page_size, status=status_filter,
+            owner_id=p.id if p.role is Role.TRAINER else None)
+        results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
+                                  status=r["status"], question_count=len(r["questions"]),
+                                  settings=r["settings"], published_at=r["published_at"])
+                   for r in rows]
+    else:
+        c.student_quizzes.wait_for(position, c.settings.read_wait_seconds)
+        user = c.users.get(p.id)
+        count, rows = c.student_quizzes.page(offset=pages.offset, limit=pages.page_size,
+                                             track=user["track"] if user else None)
+        results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
+                                  status="published", question_count=len(r["questions"]),
+                                  settings=r["settings"], published_at=r["published_at"])
+                   for r in rows]
+    return paginate(request, pages, count, results)
+
+
+@router.get("/quizzes/{quiz_id}/", response_model=QuizOut | StudentQuizOut)
+def get_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+             ) -> QuizOut | StudentQuizOut:
+    c.quiz_views.wait_for(position, c.settings.read_wait_seconds)
+    c.student_quizzes.wait_for(position, c.settings.read_wait_seconds)
+    return _quiz_view(c, p, quiz_id)
+
+
+def _authored_quiz(c: Container, p: Principal, quiz_id: UUID) -> QuizOut:
+    row = _authors_row(c, p, quiz_id)
+    if row is None:
+        raise NotFound("Quiz not found")
+    return QuizOut(**row)
+
+
+@router.put("/quizzes/{quiz_id}/", response_model=QuizOut)
+def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> Response:
+    position = c.quizzes.edit(
+        p.actor, quiz_id, body.title,
+        [q.model_dump() for q in body.questions] if body.questions is not None else None,
+        body.settings.model_dump(mode="json", exclude_unset=True) if body.settings else None,
+        body.reason)
+    return _after(c, c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+
+
+@router.post("/quizzes/{quiz_id}/publish/", response_model=QuizOut)
+def publish(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+    position = c.quizzes.publish(p.actor, quiz_id)
+    return _after(c, c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+
+
+@router.delete("/quizzes/{quiz_id}/", status_code=status.HTTP_204_NO_CONTENT)
+def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
+                reason: Annotated[str, Query(max_length=500)] = "") -> Response:
+    position = c.quizzes.archive(p.actor, quiz_id, reason)
+    return Response(status_code=204, headers={"X-Position": str(position)})
+
+
+@router.get("/quizzes/{quiz_id}/statistics/", response_model=StatisticsOut)
+def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+               ) -> StatisticsOut:
+    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    quiz = _authored_quiz(c, p, quiz_id)
+    summary, per_question = c.attempts.statistics(quiz_id)
+    by_id = {r["question_id"]: r for r in per_question}
+    questions = []
+    for q in quiz.questions:
+        row = by_id.get(q["id"])
+        average = float(row["average_score"]) if row else None
+        questions.append(QuestionStats(
+            question_id=q["id"], text=q["text"], answered=int(row["answered"]) if row else 0,
+            average_score=average, difficulty=round(1 - average, 4) if average is not None
+            else None))
+    s = dict(summary or {})
+    return StatisticsOut(quiz_id=quiz_id, attempts=int(s.get("attempts") or 0),
+                         students=int(s.get("students") or 0),
+                         average_percent=s.get("average_percent"),
+                         lowest_percent=s.get("lowest_percent"),
+                         highest_percent=s.get("highest_percent"), questions=questions)
+
+
+@router.post("/quizzes/{quiz_id}/regrade/", response_model=RegradeOut)
+def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+    changes, position = c.quizzes.regrade(p.actor, quiz_id, body.dry_run,
+                                          body.reason or "question corrected")
+    out = RegradeOut(dry_run=body.dry_run,
+                     changes=[RegradeChangeOut(**vars(ch)) for ch in changes])
+    return JSONResponse(out.model_dump(mode="json"), headers={"X-Position": str(position)})
+
+
+# -- attempts --------------------------------------------------------------------------------
+
+def _answers_visible(c: Container, quiz_settings: dict[str, Any], row: dict[str, Any]) -> bool:
+    if row["status"] != SUBMITTED:
+        return False
+    policy = quiz_settings.get("show_answers")
+    if policy == ShowAnswers.IMMEDIATELY.value:
+        return True
+    if policy == ShowAnswers.AFTER_LAST_ATTEMPT.value:
+        taken = c.attempts.of_student(row["quiz_id"], row["student_id"])
+        done = [a for a in taken if a["status"] == SUBMITTED]
+        return len(done) >= int(quiz_settings.get("attempts_allowed", 1))
+    return False
+
+
+def _attempt_view(c: Container, p: Principal, attempt_id: UUID) -> AttemptOut:
+    row = c.attempts.get(attempt_id)
+    if row is None or row["student_id"] != p.id:
+        raise NotFound("Attempt not found")
+    public = c.student_quizzes.get(row["quiz_id"])
+    full = c.quiz_views.get(row["quiz_id"])
+    if full is None:
+        raise NotFound("Quiz not found")
+    source = {q["id"]: q for q in (public["questions"] if public else [])}
+    if not source:  # archived since: show the text, still without keys
+        source = {q["id"]: {"id": q["id"], "text": q["text"], "type": q["type"],
+                            "options": [{"id": o["id"], "text": o["text"]}
+                                        for o in q["options"]]} for q in full["questions"]}
+    questions = []
+    for qid in row["question_order"]:
+        q = source.get(qid)
+        if q is None:
+            continue
+        by_id = {o["id"]: o for o in q["options"]}
+        order = row["option_order"].get(qid, list(by_id))
+        questions.append({**q, "options": [by_id[o] for o in order if o in by_id]})
+    visible = _answers_visible(c, full["settings"], dict(row))
+    feedback = None
+    if visible:
+        keys = {q["id"]: q for q in full["questions"]}
+        feedback = [QuestionFeedback(
+            question_id=qid, score=float((row["per_question"] or {}).get(qid, 0.0)),
+            chosen_option_ids=row["answers"].get(qid, []),
+            correct_option_ids=[o["id"] for o in keys[qid]["options"] if o["correct"]],
+            explanation=keys[qid].get("explanation", ""))
+            for qid in row["question_order"] if qid in keys]
+    remaining = None
+    if row["deadline"] is not None and row["status"] != SUBMITTED:
+        remaining = max(0.0, (row["deadline"] - datetime.now(UTC)).total_seconds())
+    submitted = row["status"] == SUBMITTED
+    return AttemptOut(
+        id=row["id"], quiz_id=row["quiz_id"], number=row["number"], status=row["status"],
+        started_at=row["started_at"], deadline=row["deadline"],
+        time_remaining_seconds=remaining, submitted_at=row["submitted_at"],
+        automatic=row["automatic"], questions=questions, answers=row["answers"],
+        score=row["score"] if submitted else None,
+        max_score=row["max_score"] if submitted else None,
+        percent=row["percent"] if submitted else None,
+        answers_visible=visible, feedback=feedback)
+
+
+@router.post("/quizzes/{quiz_id}/start/", status_code=status.HTTP_201_CREATED,
+             response_model=AttemptOut)
+def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+    started = c.quizzes.start(p.actor, quiz_id)
+    # 200 when the attempt already in progress is returned instead of a new one.
+    code = status.HTTP_200_OK if started.resumed else status.HTTP_201_CREATED
+    return _after(c, c.attempts, started.position, lambda: _attempt_view(c, p, started.id),
+                  code)
+
+
+@router.post("/attempts/{attempt_id}/answer/")
+def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep
+           ) -> JSONResponse:
+    position = c.quizzes.answer(p.actor, attempt_id, body.question_id, body.option_ids)
+    return JSONResponse({"attempt_id": str(attempt_id), "question_id": body.question_id,
+                         "option_ids": sorted(set(body.option_ids)), "saved": True},
+                        headers={"X-Position": str(position)})
+
+
+@router.post("/attempts/{attempt_id}/submit/", response_model=AttemptOut)
+def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+    position = c.quizzes.submit(p.actor, attempt_id)
+    return _after(c, c.attempts, position, lambda: _attempt_view(c, p, attempt_id))
+
+
+@router.get("/attempts/{attempt_id}/", response_model=AttemptOut)
+def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+                ) -> Response:
+    # An attempt whose time ran out is submitted now, with what was saved.
+    settled = c.quizzes.settle(p.actor, attempt_id)
+    return _after(c, c.attempts, max(settled, position or 0),
+                  lambda: _attempt_view(c, p, attempt_id))
+
+
+@router.get("/attempts/", response_model=Page[dict[str, Any]])
+def list_attempts(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+                  position: Position, quiz_id: UUID | None = None) -> dict[str, Any]:
+    """Your attempts; the owner of a quiz (or an overseer) may list all its attempts."""
+    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    student_id: UUID | None = p.id
+    if quiz_id is not None and _authors_row(c, p, quiz_id) is not None:
+        student_id = None
+    count, rows = c.attempts.page(offset=pages.offset, limit=pages.page_size,
+                                  student_id=student_id, quiz_id=quiz_id)
+    fields = ("id", "quiz_id", "student_id", "number", "status", "started_at", "deadline",
+              "submitted_at", "automatic")
+    results = []
+    for r in rows:
+        item = {k: r[k] for k in fields}
+        if r["status"] == SUBMITTED:
+            item.update(score=r["score"], max_score=r["max_score"], percent=r["percent"])
+        results.append(item)
+    return paginate(request, pages, count, results)
+
+
+@router.get("/quizzes/{quiz_id}/grade/", response_model=GradeOut)
+def my_grade(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> GradeOut:
+    """Your grade for a quiz across attempts, by the quiz's grading method."""
+    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    quiz = c.student_quizzes.get(quiz_id) or (
+        c.quiz_views.get(quiz_id) if is_staff(p.role) else None)
+    if quiz is None:
+        raise NotFound("Quiz not found")
+    method = GradingMethod(quiz["settings"].get("grading_method", "highest"))
+    done = [a for a in c.attempts.of_student(quiz_id, p.id) if a["status"] == SUBMITTED]
+    return GradeOut(
+        quiz_id=quiz_id, grading_method=method.value,
+        attempts=[{"id": a["id"], "number": a["number"], "percent": a["percent"]}
+                  for a in done],
+        attempts_allowed=int(quiz["settings"].get("attempts_allowed", 1)),
+        grade=combine(method, [float(a["percent"]) for a in done]))

@@ -1,0 +1,284 @@
+"""Quiz read models.
+
+The trainers' model holds everything, answer keys included. The students' model is a
+separate table that only ever receives published quizzes with the keys stripped, so
+no query against it can leak an answer. Attempts have a model of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from psycopg.rows import DictRow
+
+from domain.quizzes import Attempt, Quiz, QuizSettings
+from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+
+QUIZ_EVENTS = (Quiz.Requested, Quiz.Generated, Quiz.GenerationFailed, Quiz.Edited,
+               Quiz.Published, Quiz.Archived)
+PUBLIC_SETTINGS = ("time_limit_seconds", "attempts_allowed", "grading_method",
+                   "shuffle_questions", "shuffle_options", "partial_credit", "show_answers")
+
+
+def _st(sql: str, *params: Any) -> Statement:
+    return sql, params
+
+
+def _page_query(view: ReadModel, table: str, columns: str, where: str,
+                params: dict[str, Any], order: str) -> tuple[int, list[DictRow]]:
+    count = view.fetch_one(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
+    rows = view.fetch_all(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} "
+                          "OFFSET %(offset)s LIMIT %(limit)s", params)
+    return (int(count["n"]) if count else 0), rows
+
+
+class QuizzesView(ReadModel):
+    topics = tuple(get_topic(cls) for cls in QUIZ_EVENTS)
+    tables = ("rm_quizzes",)
+    ddl = """
+CREATE TABLE IF NOT EXISTS rm_quizzes (
+    id uuid PRIMARY KEY,
+    owner_id uuid NOT NULL,
+    title text NOT NULL,
+    prompt text NOT NULL,
+    generation_type text NOT NULL,
+    num_questions integer NOT NULL,
+    track text,
+    status text NOT NULL,
+    failure_reason text,
+    questions jsonb NOT NULL DEFAULT '[]',
+    settings jsonb NOT NULL,
+    provenance jsonb,
+    created_at timestamptz NOT NULL,
+    published_at timestamptz,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_quizzes_owner ON rm_quizzes (owner_id, created_at)
+"""
+    COLUMNS = ("id, owner_id, title, prompt, generation_type, num_questions, track, status, "
+               "failure_reason, questions, settings, provenance, created_at, published_at, "
+               "updated_at")
+
+    def get(self, quiz_id: UUID) -> DictRow | None:
+        return self.fetch_one(f"SELECT {self.COLUMNS} FROM rm_quizzes WHERE id = %s",
+                              (quiz_id,))
+
+    def page(self, *, offset: int, limit: int, owner_id: UUID | None,
+             status: str | None) -> tuple[int, list[DictRow]]:
+        return _page_query(
+            self, "rm_quizzes", self.COLUMNS,
+            "(%(owner)s::uuid IS NULL OR owner_id = %(owner)s) AND "
+            "(%(status)s::text IS NULL OR status = %(status)s)",
+            {"owner": owner_id, "status": status, "offset": offset, "limit": limit},
+            "created_at DESC, id")
+
+
+class QuizzesProjection(ReadModelProjection):
+    name = "quizzes"
+    view_class = QuizzesView
+
+    def handlers(self) -> dict[type, Handler]:
+        return {
+            Quiz.Requested: lambda e: [_st(
+                "INSERT INTO rm_quizzes (id, owner_id, title, prompt, generation_type, "
+                "num_questions, track, status, settings, created_at, updated_at) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, 'generating', %s, %s, %s) ON CONFLICT DO NOTHING",
+                e.originator_id, e.owner_id, e.title, e.prompt, e.generation_type,
+                e.num_questions, e.track, json.dumps(QuizSettings().as_dict()), e.timestamp,
+                e.timestamp)],
+            Quiz.Generated: lambda e: [_st(
+                "UPDATE rm_quizzes SET status = 'draft', questions = %s, provenance = %s, "
+                "updated_at = %s WHERE id = %s", json.dumps(e.questions),
+                json.dumps(e.provenance), e.timestamp, e.originator_id)],
+            Quiz.GenerationFailed: lambda e: [_st(
+                "UPDATE rm_quizzes SET status = 'failed', failure_reason = %s, provenance = %s, "
+                "updated_at = %s WHERE id = %s", e.reason, json.dumps(e.provenance),
+                e.timestamp, e.originator_id)],
+            Quiz.Edited: lambda e: [_st(
+                "UPDATE rm_quizzes SET title = %s, questions = %s, settings = %s, "
+                "updated_at = %s WHERE id = %s", e.title, json.dumps(e.questions),
+                json.dumps(e.settings), e.timestamp, e.originator_id)],
+            Quiz.Published: lambda e: [_st(
+                "UPDATE rm_quizzes SET status = 'published', published_at = %s, "
+                "updated_at = %s WHERE id = %s", e.timestamp, e.timestamp, e.originator_id)],
+            Quiz.Archived: lambda e: [_st(
+                "UPDATE rm_quizzes SET status = 'archived', updated_at = %s WHERE id = %s",
+                e.timestamp, e.originator_id)],
+        }
+
+
+def public_questions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Questions as students may see them: no correct flags, no explanations."""
+    return [{"id": q["id"], "text": q["text"], "type": q["type"],
+             "options": [{"id": o["id"], "text": o["text"]} for o in q["options"]]}
+            for q in questions]
+
+
+class StudentQuizzesView(ReadModel):
+    topics = tuple(get_topic(cls) for cls in QUIZ_EVENTS)
+    tables = ("rm_student_quizzes", "rm_student_quiz_drafts")
+    # Drafts are kept aside (keys stripped) so publishing can copy them over.
+    ddl = """
+CREATE TABLE IF NOT EXISTS rm_student_quiz_drafts (
+    id uuid PRIMARY KEY,
+    title text NOT NULL,
+    track text,
+    questions jsonb NOT NULL DEFAULT '[]',
+    settings jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rm_student_quizzes (
+    id uuid PRIMARY KEY,
+    title text NOT NULL,
+    track text,
+    questions jsonb NOT NULL,
+    settings jsonb NOT NULL,
+    published_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_student_quizzes_track ON rm_student_quizzes (track, published_at)
+"""
+    COLUMNS = "id, title, track, questions, settings, published_at"
+
+    def get(self, quiz_id: UUID) -> DictRow | None:
+        return self.fetch_one(f"SELECT {self.COLUMNS} FROM rm_student_quizzes WHERE id = %s",
+                              (quiz_id,))
+
+    def page(self, *, offset: int, limit: int, track: str | None
+             ) -> tuple[int, list[DictRow]]:
+        return _page_query(
+            self, "rm_student_quizzes", self.COLUMNS,
+            "(%(track)s::text IS NULL OR track IS NULL OR track = %(track)s)",
+            {"track": track, "offset": offset, "limit": limit}, "published_at DESC, id")
+
+
+class StudentQuizzesProjection(ReadModelProjection):
+    name = "student_quizzes"
+    view_class = StudentQuizzesView
+
+    def handlers(self) -> dict[type, Handler]:
+        return {
+            Quiz.Requested: lambda e: [_st(
+                "INSERT INTO rm_student_quiz_drafts (id, title, track, settings) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", e.originator_id, e.title,
+                e.track, json.dumps(self._public_settings(QuizSettings().as_dict())))],
+            Quiz.Generated: lambda e: [_st(
+                "UPDATE rm_student_quiz_drafts SET questions = %s WHERE id = %s",
+                json.dumps(public_questions(e.questions)), e.originator_id)],
+            Quiz.Edited: self.edited,
+            Quiz.Published: lambda e: [_st(
+                "INSERT INTO rm_student_quizzes SELECT id, title, track, questions, settings, %s "
+                "FROM rm_student_quiz_drafts WHERE id = %s ON CONFLICT DO NOTHING",
+                e.timestamp, e.originator_id)],
+            Quiz.Archived: lambda e: [_st("DELETE FROM rm_student_quizzes WHERE id = %s",
+                                          e.originator_id)],
+        }
+
+    @staticmethod
+    def _public_settings(settings: dict[str, Any]) -> dict[str, Any]:
+        return {k: settings[k] for k in PUBLIC_SETTINGS if k in settings}
+
+    def edited(self, e: Quiz.Edited) -> Iterable[Statement]:
+        values = (e.title, json.dumps(public_questions(e.questions)),
+                  json.dumps(self._public_settings(e.settings)), e.originator_id)
+        yield _st("UPDATE rm_student_quiz_drafts SET title = %s, questions = %s, "
+                  "settings = %s WHERE id = %s", *values)
+        yield _st("UPDATE rm_student_quizzes SET title = %s, questions = %s, "
+                  "settings = %s WHERE id = %s", *values)
+
+
+ATTEMPT_EVENTS = (Attempt.Started, Attempt.AnswerSaved, Attempt.Submitted, Attempt.Regraded)
+
+
+class AttemptsView(ReadModel):
+    topics = tuple(get_topic(cls) for cls in ATTEMPT_EVENTS)
+    tables = ("rm_attempts",)
+    ddl = """
+CREATE TABLE IF NOT EXISTS rm_attempts (
+    id uuid PRIMARY KEY,
+    quiz_id uuid NOT NULL,
+    student_id uuid NOT NULL,
+    number integer NOT NULL,
+    status text NOT NULL,
+    question_order jsonb NOT NULL,
+    option_order jsonb NOT NULL,
+    answers jsonb NOT NULL DEFAULT '{}',
+    started_at timestamptz NOT NULL,
+    deadline timestamptz,
+    submitted_at timestamptz,
+    automatic boolean,
+    score double precision,
+    max_score double precision,
+    percent double precision,
+    per_question jsonb,
+    regraded_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS rm_attempts_student ON rm_attempts (student_id, started_at);
+CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id, number)
+"""
+    COLUMNS = ("id, quiz_id, student_id, number, status, question_order, option_order, "
+               "answers, started_at, deadline, submitted_at, automatic, score, max_score, "
+               "percent, per_question, regraded_at")
+
+    def get(self, attempt_id: UUID) -> DictRow | None:
+        return self.fetch_one(f"SELECT {self.COLUMNS} FROM rm_attempts WHERE id = %s",
+                              (attempt_id,))
+
+    def page(self, *, offset: int, limit: int, student_id: UUID | None,
+             quiz_id: UUID | None) -> tuple[int, list[DictRow]]:
+        return _page_query(
+            self, "rm_attempts", self.COLUMNS,
+            "(%(student)s::uuid IS NULL OR student_id = %(student)s) AND "
+            "(%(quiz)s::uuid IS NULL OR quiz_id = %(quiz)s)",
+            {"student": student_id, "quiz": quiz_id, "offset": offset, "limit": limit},
+            "started_at DESC, id")
+
+    def of_student(self, quiz_id: UUID, student_id: UUID) -> list[DictRow]:
+        return self.fetch_all(
+            f"SELECT {self.COLUMNS} FROM rm_attempts WHERE quiz_id = %s AND student_id = %s "
+            "ORDER BY number", (quiz_id, student_id))
+
+    def statistics(self, quiz_id: UUID) -> tuple[DictRow | None, list[DictRow]]:
+        summary = self.fetch_one(
+            "SELECT count(*) AS attempts, count(DISTINCT student_id) AS students, "
+            "avg(percent) AS average_percent, min(percent) AS lowest_percent, "
+            "max(percent) AS highest_percent FROM rm_attempts "
+            "WHERE quiz_id = %s AND status = 'submitted'", (quiz_id,))
+        per_question = self.fetch_all(
+            "SELECT q.key AS question_id, avg(q.value::double precision) AS average_score, "
+            "count(*) AS answered FROM rm_attempts a, jsonb_each_text(a.per_question) q "
+            "WHERE a.quiz_id = %s AND a.status = 'submitted' GROUP BY q.key", (quiz_id,))
+        return summary, per_question
+
+
+class AttemptsProjection(ReadModelProjection):
+    name = "attempts"
+    view_class = AttemptsView
+
+    def handlers(self) -> dict[type, Handler]:
+        return {
+            Attempt.Started: lambda e: [_st(
+                "INSERT INTO rm_attempts (id, quiz_id, student_id, number, status, "
+                "question_order, option_order, started_at, deadline) VALUES "
+                "(%s, %s, %s, %s, 'in_progress', %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                e.originator_id, e.quiz_id, e.student_id, e.number,
+                json.dumps(e.question_order), json.dumps(e.option_order), e.timestamp,
+                e.deadline)],
+            Attempt.AnswerSaved: lambda e: [_st(
+                "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s",
+                json.dumps({e.question_id: e.option_ids}), e.originator_id)],
+            Attempt.Submitted: lambda e: [self._graded(e, "submitted_at = %s, automatic = %s, "
+                                                          "status = 'submitted'",
+                                                       e.timestamp, e.automatic)],
+            Attempt.Regraded: lambda e: [self._graded(e, "regraded_at = %s", e.timestamp)],
+        }
+
+    @staticmethod
+    def _graded(e: Any, extra: str, *extra_params: Any) -> Statement:
+        percent = round(100.0 * e.score / e.max_score, 2) if e.max_score else 0.0
+        return _st(f"UPDATE rm_attempts SET score = %s, max_score = %s, percent = %s, "
+                   f"per_question = %s, {extra} WHERE id = %s",
+                   e.score, e.max_score, percent, json.dumps(e.per_question), *extra_params,
+                   e.originator_id)
