@@ -18,6 +18,7 @@ APPLICATION_NAME = "apranova"
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
+_jitter = random.Random()  # our own generator: the global one belongs to whoever seeds it
 
 
 class EventStore(Application[UUID]):
@@ -65,5 +66,5 @@ def retry_on_conflict(
                 raise Conflict(
                     "Too many concurrent changes, try again", code="CONCURRENT_MODIFICATION"
                 ) from None
-            time.sleep(random.uniform(0, backoff))
+            time.sleep(_jitter.uniform(0, backoff))
             backoff = min(backoff * 2, 0.1)

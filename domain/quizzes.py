@@ -101,7 +101,8 @@ def question_problems(questions: list[dict[str, Any]], expected: int | None) -> 
             problems.append(f"question {n} must be SINGLE or MULTIPLE")
         if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
             problems.append(f"question {n} needs {MIN_OPTIONS} to {MAX_OPTIONS} options")
-        texts = [_normal(str(o.get("text", ""))) for o in options]
+        # Options keep their punctuation: "==" and "===" are different answers.
+        texts = [" ".join(str(o.get("text", "")).lower().split()) for o in options]
         if len(set(texts)) != len(texts) or not all(texts):
             problems.append(f"question {n} has empty or duplicate options")
         correct = sum(1 for o in options if o.get("correct") is True)

@@ -51,6 +51,7 @@ from projections.quizzes import (
     StudentQuizzesProjection,
     StudentQuizzesView,
 )
+from projections.runner import ProjectionsRunner
 from projections.submissions import SubmissionsProjection, SubmissionsView
 from projections.users import UsersProjection, UsersView
 
@@ -99,13 +100,12 @@ def _generator(settings: Settings) -> QuizGenerator:
 
 
 class Supervised:
-    """Keeps a projection runner going: restarts it (with a pause) after an error."""
+    """Runs a component in a thread and restarts it (with a growing pause) after an error."""
 
-    def __init__(self, name: str, make: Callable[[], ProjectionRunner[Any, Any]]) -> None:
+    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
         self.name = name
-        self._make = make
+        self._run = run
         self._stop = threading.Event()
-        self._runner: ProjectionRunner[Any, Any] | None = None
         self._healthy = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -120,27 +120,32 @@ class Supervised:
     def _loop(self) -> None:
         pause = 0.5
         while not self._stop.is_set():
+            self._healthy = True
             try:
-                with self._make() as runner:
-                    self._runner = runner
-                    self._healthy = True
-                    while not self._stop.is_set():
-                        runner.run_forever(timeout=0.5)
-                        if runner.is_interrupted.is_set():
-                            break
+                self._run(self._stop)
+                pause = 0.5
             except Exception:
                 self._healthy = False
                 log.exception("%s stopped with an error; restarting", self.name)
                 self._stop.wait(pause)
                 pause = min(pause * 2, 10)
-            else:
-                pause = 0.5
 
     def stop(self) -> None:
         self._stop.set()
-        if self._runner is not None:
-            self._runner.stop()
         self._thread.join(timeout=10)
+
+
+def _run_projection_runner(make: Callable[[], ProjectionRunner[Any, Any]]
+                           ) -> Callable[[threading.Event], None]:
+    """Adapt a library ProjectionRunner to Supervised: run until stopped, raise its errors."""
+    def run(stop: threading.Event) -> None:
+        with make() as runner:
+            while not stop.is_set():
+                runner.run_forever(timeout=0.5)
+                if runner.is_interrupted.is_set() and not stop.is_set():
+                    raise RuntimeError("the runner stopped")
+
+    return run
 
 
 @dataclass
@@ -164,6 +169,7 @@ class Container:
     quiz_views: QuizzesView
     student_quizzes: StudentQuizzesView
     attempts: AttemptsView
+    views: dict[type[ReadModelProjection], Any]
     policies: list[Policy]
     broker: Any
     actor: Any
@@ -180,20 +186,16 @@ class Container:
                 "CREATE_TABLE": "n"}
 
     def start_projections(self) -> None:
-        runner_env = self._runner_env
-        for projection in PROJECTIONS:
-            self._background.append(Supervised(f"projection:{projection.name}", (
-                lambda p=projection: ProjectionRunner(  # type: ignore[misc]
-                    application_class=EventStore, projection_class=p,
-                    view_class=p.view_class, env=runner_env)
-            )).start())
+        runner = ProjectionsRunner(self.store, [p(view=self.views[p]) for p in PROJECTIONS])
+        self._background.append(Supervised("projections", runner.run).start())
 
     def start_relay(self) -> None:
         relay = messaging.relay_class(self.policies, self.actor)
         runner_env = self._runner_env
-        self._background.append(Supervised("relay", lambda: ProjectionRunner(
-            application_class=EventStore, projection_class=relay,
-            view_class=PostgresTrackingRecorder, env=runner_env)).start())
+        self._background.append(Supervised("relay", _run_projection_runner(
+            lambda: ProjectionRunner(application_class=EventStore, projection_class=relay,
+                                     view_class=PostgresTrackingRecorder, env=runner_env))
+        ).start())
 
     def start_worker(self) -> None:
         self._background.append(messaging.start_worker(
@@ -318,5 +320,6 @@ def build(settings: Settings | None = None) -> Container:
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         quizzes=quizzes, quiz_views=views[QuizzesProjection],
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
+        views=views,
         policies=policies, broker=broker, actor=actor, _handles=handles,
     )

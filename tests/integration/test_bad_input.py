@@ -35,12 +35,18 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, bool]] = [
     ("POST", "/api/curriculum/submissions/", {"project_id": "dp-01-sql-foundations"}, True),
     ("PUT", f"/api/curriculum/submissions/{ANY_ID}/", {"submit": True}, True),
     ("POST", f"/api/curriculum/submissions/{ANY_ID}/review/", {"decision": "approve"}, True),
+    ("POST", "/api/quiz/quizzes/generate/", {"title": "t", "prompt": "p", "num_questions": 2},
+     True),
+    ("POST", f"/api/quiz/attempts/{ANY_ID}/answer/", {"question_id": "qabc",
+                                                      "option_ids": ["oabc"]}, True),
+    ("PUT", f"/api/quiz/quizzes/{ANY_ID}/", {"title": "t"}, True),
 ]
 BODY_ENDPOINTS = [e for e in ENDPOINTS if e[2]]
 # Endpoints whose body fields are all optional (an admin's partial edit, logout's refresh).
 REQUIRED_FIELD_ENDPOINTS = [
     e for e in BODY_ENDPOINTS if e[1] not in (
-        "/api/auth/logout/", f"/api/users/{ANY_ID}/", f"/api/curriculum/submissions/{ANY_ID}/")]
+        "/api/auth/logout/", f"/api/users/{ANY_ID}/", f"/api/curriculum/submissions/{ANY_ID}/",
+        f"/api/quiz/quizzes/{ANY_ID}/")]
 AUTH_ENDPOINTS = [(m, p) for m, p, _, auth in ENDPOINTS if auth] + [
     ("GET", "/api/users/profile/"), ("GET", "/api/users/"), ("GET", f"/api/users/{ANY_ID}/"),
     ("GET", "/api/users/trainers/"), ("DELETE", f"/api/users/{ANY_ID}/"),
@@ -49,6 +55,12 @@ AUTH_ENDPOINTS = [(m, p) for m, p, _, auth in ENDPOINTS if auth] + [
     ("GET", "/api/curriculum/submissions/"), ("GET", f"/api/curriculum/submissions/{ANY_ID}/"),
     ("GET", "/api/curriculum/review-queue/"),
     ("POST", f"/api/curriculum/submissions/{ANY_ID}/deliverables/repository/file/"),
+    ("GET", "/api/quiz/quizzes/"), ("GET", f"/api/quiz/quizzes/{ANY_ID}/"),
+    ("DELETE", f"/api/quiz/quizzes/{ANY_ID}/"), ("POST", f"/api/quiz/quizzes/{ANY_ID}/start/"),
+    ("POST", f"/api/quiz/quizzes/{ANY_ID}/publish/"),
+    ("POST", f"/api/quiz/attempts/{ANY_ID}/submit/"), ("GET", f"/api/quiz/attempts/{ANY_ID}/"),
+    ("GET", "/api/quiz/attempts/"), ("GET", f"/api/quiz/quizzes/{ANY_ID}/statistics/"),
+    ("POST", f"/api/quiz/quizzes/{ANY_ID}/regrade/"),
 ]
 
 

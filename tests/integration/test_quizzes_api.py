@@ -1,0 +1,317 @@
+"""Quizzes over HTTP: authoring, the answer-key wall, attempts, grading, regrading."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.roles import Role
+from tests.conftest import Server, User, make_staff, register_student
+
+SECRET_FIELDS = ("correct", "explanation", "is_correct")
+
+
+def no_keys(payload: Any) -> bool:
+    """True when no answer key appears anywhere in a JSON payload."""
+    text = json.dumps(payload)
+    return not any(f'"{field}"' in text for field in SECRET_FIELDS)
+
+
+def generate(client: httpx.Client, author: User, n: int = 4, **extra: Any) -> dict[str, Any]:
+    r = client.post("/api/quiz/quizzes/generate/", headers=author.headers, json={
+        "title": "SQL check", "prompt": "SQL joins, WHERE and GROUP BY", "num_questions": n,
+        "track": "DP", **extra})
+    assert r.status_code == 202, r.text
+    quiz_id = r.json()["id"]
+    at = {**author.headers, "X-Position": r.headers["X-Position"]}
+    deadline = time.monotonic() + 20
+    while True:
+        quiz = client.get(f"/api/quiz/quizzes/{quiz_id}/", headers=at).json()
+        if quiz.get("status") not in (None, "generating"):
+            assert quiz["status"] == "draft", quiz
+            return dict(quiz)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def publish(client: httpx.Client, author: User, quiz: dict[str, Any],
+            **settings: Any) -> dict[str, Any]:
+    if settings:
+        r = client.put(f"/api/quiz/quizzes/{quiz['id']}/", headers=author.headers,
+                       json={"settings": settings})
+        assert r.status_code == 200, r.text
+    r = client.post(f"/api/quiz/quizzes/{quiz['id']}/publish/", headers=author.headers)
+    assert r.status_code == 200 and r.json()["status"] == "published"
+    return dict(r.json())
+
+
+def correct_ids(question: dict[str, Any]) -> list[str]:
+    return [o["id"] for o in question["options"] if o["correct"]]
+
+
+def wrong_ids(question: dict[str, Any]) -> list[str]:
+    return [o["id"] for o in question["options"] if not o["correct"]][:1]
+
+
+def start(client: httpx.Client, student: User, quiz_id: str) -> httpx.Response:
+    return client.post(f"/api/quiz/quizzes/{quiz_id}/start/", headers=student.headers)
+
+
+def answer(client: httpx.Client, student: User, attempt_id: str, qid: str,
+           options: list[str]) -> httpx.Response:
+    return client.post(f"/api/quiz/attempts/{attempt_id}/answer/", headers=student.headers,
+                       json={"question_id": qid, "option_ids": options})
+
+
+@pytest.fixture
+def author(server: Server, client: httpx.Client) -> User:
+    return make_staff(server, client, Role.TRAINER)
+
+
+def test_generation_is_accepted_at_once_and_fills_in_later(
+    client: httpx.Client, author: User, student: User,
+) -> None:
+    quiz = generate(client, author, 6)
+    assert len(quiz["questions"]) == 6
+    assert all(len(correct_ids(q)) >= 1 for q in quiz["questions"])
+    assert quiz["provenance"]["generator"] == "offline-question-bank"
+    # A student can't generate, and can't see a quiz that isn't published.
+    r = client.post("/api/quiz/quizzes/generate/", headers=student.headers,
+                    json={"title": "x", "prompt": "y", "num_questions": 2})
+    assert r.status_code == 403
+    assert client.get(f"/api/quiz/quizzes/{quiz['id']}/",
+                      headers=student.headers).status_code == 404
+    listed = client.get("/api/quiz/quizzes/", headers=student.headers).json()
+    assert quiz["id"] not in {x["id"] for x in listed["results"]}
+
+
+@pytest.mark.parametrize("body", [
+    {"title": "x", "prompt": "y", "num_questions": 0},
+    {"title": "x", "prompt": "y", "num_questions": 51},
+    {"title": "x", "prompt": "y", "num_questions": 3, "generation_type": "MAGIC"},
+    {"title": "", "prompt": "y", "num_questions": 3},
+    {"title": "x", "prompt": "y", "num_questions": 3, "track": "ZZ"},
+    {"title": "x", "prompt": "y", "num_questions": 3, "owner_id": "me"},
+])
+def test_generation_bad_input(client: httpx.Client, author: User, body: dict[str, Any]) -> None:
+    r = client.post("/api/quiz/quizzes/generate/", headers=author.headers, json=body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_students_never_receive_answer_keys_before_the_policy_allows(
+    client: httpx.Client, author: User,
+) -> None:
+    s1, s2 = register_student(client), register_student(client)
+    quiz = publish(client, author, generate(client, author, 3), attempts_allowed=2,
+                   show_answers="after_last_attempt")
+    for payload in (client.get(f"/api/quiz/quizzes/{quiz['id']}/", headers=s1.headers).json(),
+                    client.get("/api/quiz/quizzes/", headers=s1.headers).json()):
+        assert no_keys(payload)
+    r = start(client, s1, quiz["id"])
+    assert r.status_code == 201 and no_keys(r.json())
+    attempt = r.json()
+    assert start(client, s1, quiz["id"]).json()["id"] == attempt["id"]  # resumed, not new
+    for q in quiz["questions"]:
+        assert answer(client, s1, attempt["id"], q["id"], wrong_ids(q)).status_code == 200
+    # The other student can neither read nor touch this attempt.
+    assert client.get(f"/api/quiz/attempts/{attempt['id']}/",
+                      headers=s2.headers).status_code == 404
+    q0 = quiz["questions"][0]
+    assert answer(client, s2, attempt["id"], q0["id"], []).status_code == 404
+    r = client.post(f"/api/quiz/attempts/{attempt['id']}/submit/", headers=s1.headers)
+    result = r.json()
+    assert result["status"] == "submitted" and result["score"] == 0.0
+    assert result["answers_visible"] is False and no_keys(result)
+    again = client.post(f"/api/quiz/attempts/{attempt['id']}/submit/", headers=s1.headers)
+    assert again.status_code == 200 and again.json()["score"] == 0.0  # double submit: harmless
+    # Second (last) attempt: all correct; now the review policy opens the keys.
+    second = start(client, s1, quiz["id"]).json()
+    assert second["id"] != attempt["id"] and second["number"] == 2
+    for q in quiz["questions"]:
+        answer(client, s1, second["id"], q["id"], correct_ids(q))
+    result = client.post(f"/api/quiz/attempts/{second['id']}/submit/",
+                         headers=s1.headers).json()
+    assert result["percent"] == 100.0 and result["answers_visible"] is True
+    assert {f["question_id"]: f["correct_option_ids"] for f in result["feedback"]} == {
+        q["id"]: correct_ids(q) for q in quiz["questions"]}
+    r = start(client, s1, quiz["id"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "NO_ATTEMPTS_LEFT"
+    grade = client.get(f"/api/quiz/quizzes/{quiz['id']}/grade/", headers=s1.headers).json()
+    assert grade["grade"] == 100.0 and grade["grading_method"] == "highest"
+    history = client.get("/api/quiz/attempts/", headers=s1.headers,
+                         params={"quiz_id": quiz["id"]}).json()
+    assert history["count"] == 2 and no_keys(history)
+
+
+def test_answers_are_validated(client: httpx.Client, author: User, student: User) -> None:
+    quiz = publish(client, author, generate(client, author, 6))
+    attempt = start(client, student, quiz["id"]).json()
+    single = next(q for q in quiz["questions"] if q["type"] == "SINGLE")
+    ids = [o["id"] for o in single["options"]]
+    cases = [(single["id"], ids[:2], "ONE_OPTION_ONLY"),
+             (single["id"], ["ozzzzzzzz"], "UNKNOWN_OPTION"),
+             ("qnothere1", [ids[0]], "UNKNOWN_QUESTION")]
+    for qid, options, code in cases:
+        r = answer(client, student, attempt["id"], qid, options)
+        assert r.status_code == 422 and r.json()["error"]["code"] == code
+    for body in ({"question_id": single["id"]}, {"question_id": 5, "option_ids": []},
+                 {"question_id": single["id"], "option_ids": ids, "extra": 1},
+                 {"question_id": single["id"], "option_ids": ["x"] * 7}):
+        r = client.post(f"/api/quiz/attempts/{attempt['id']}/answer/",
+                        headers=student.headers, json=body)
+        assert r.status_code == 422
+    missing = "00000000-0000-4000-8000-000000000009"
+    assert answer(client, student, missing, single["id"], []).status_code == 404
+    assert start(client, student, missing).status_code == 404
+
+
+def test_time_limit_auto_submits_with_the_saved_answers(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    quiz = publish(client, author, generate(client, author, 2), time_limit_seconds=60,
+                   show_answers="immediately")
+    commands = server.container.quizzes
+    real_clock = commands.clock
+
+    class Later:
+        def now(self) -> datetime:
+            return datetime.now(UTC) + timedelta(seconds=120)
+
+    attempt = start(client, student, quiz["id"]).json()
+    assert attempt["deadline"] is not None and 0 < attempt["time_remaining_seconds"] <= 60
+    first = quiz["questions"][0]
+    assert answer(client, student, attempt["id"], first["id"],
+                  correct_ids(first)).status_code == 200
+    commands.clock = Later()
+    try:
+        second = quiz["questions"][1]
+        r = answer(client, student, attempt["id"], second["id"], correct_ids(second))
+        assert r.status_code == 409 and r.json()["error"]["code"] == "ATTEMPT_EXPIRED"
+    finally:
+        commands.clock = real_clock
+    result = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers=student.headers,
+                        ).json()
+    assert result["status"] == "submitted" and result["automatic"] is True
+    assert result["answers"] == {first["id"]: sorted(correct_ids(first))}
+    assert result["score"] == 1.0 and result["max_score"] == 2.0
+
+
+def test_concurrent_answers_and_a_submit_racing_them_lose_nothing(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    quiz = publish(client, author, generate(client, author, 8), show_answers="immediately")
+    attempt = start(client, student, quiz["id"]).json()
+    results: dict[str, int] = {}
+
+    def save(q: dict[str, Any]) -> None:
+        with server.client() as c:
+            results[q["id"]] = answer(c, student, attempt["id"], q["id"],
+                                      correct_ids(q)).status_code
+
+    def submit() -> None:
+        with server.client() as c:
+            results["submit"] = c.post(f"/api/quiz/attempts/{attempt['id']}/submit/",
+                                       headers=student.headers).status_code
+
+    threads = [threading.Thread(target=save, args=(q,)) for q in quiz["questions"]]
+    threads.insert(4, threading.Thread(target=submit))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["submit"] == 200
+    final = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers=student.headers).json()
+    for q in quiz["questions"]:
+        if results[q["id"]] == 200:
+            assert final["answers"][q["id"]] == sorted(correct_ids(q))  # saved → graded
+        else:
+            assert results[q["id"]] == 409 and q["id"] not in final["answers"]
+    assert final["score"] == len(final["answers"])
+
+
+def test_only_owners_and_admins_delete_and_see_statistics(
+    server: Server, client: httpx.Client, author: User, admin: User, student: User,
+) -> None:
+    other = make_staff(server, client, Role.TRAINER)
+    quiz = publish(client, author, generate(client, author, 3), show_answers="never",
+                   attempts_allowed=3)
+    attempt = start(client, student, quiz["id"]).json()
+    q0, q1 = quiz["questions"][0], quiz["questions"][1]
+    answer(client, student, attempt["id"], q0["id"], correct_ids(q0))
+    answer(client, student, attempt["id"], q1["id"], wrong_ids(q1))
+    r = client.post(f"/api/quiz/attempts/{attempt['id']}/submit/", headers=student.headers)
+    assert r.json()["answers_visible"] is False and no_keys(r.json())
+    stats = client.get(f"/api/quiz/quizzes/{quiz['id']}/statistics/", headers={
+        **author.headers, "X-Position": r.headers["X-Position"]}).json()
+    assert stats["attempts"] == 1 and stats["students"] == 1
+    by_q = {s["question_id"]: s for s in stats["questions"]}
+    assert by_q[q0["id"]]["difficulty"] == 0.0 and by_q[q1["id"]]["difficulty"] == 1.0
+    for outsider in (other, student):
+        r = client.get(f"/api/quiz/quizzes/{quiz['id']}/statistics/", headers=outsider.headers)
+        assert r.status_code == 404
+    # Another trainer sees the published quiz only as a taker would.
+    assert no_keys(client.get(f"/api/quiz/quizzes/{quiz['id']}/", headers=other.headers).json())
+    r = client.delete(f"/api/quiz/quizzes/{quiz['id']}/", headers=other.headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "NOT_YOUR_QUIZ"
+    assert client.delete(f"/api/quiz/quizzes/{quiz['id']}/",
+                         headers=student.headers).status_code == 404
+    r = client.delete(f"/api/quiz/quizzes/{quiz['id']}/", headers=admin.headers)
+    assert r.status_code == 204
+    listed = client.get("/api/quiz/quizzes/", headers={
+        **student.headers, "X-Position": r.headers["X-Position"]}).json()
+    assert quiz["id"] not in {x["id"] for x in listed["results"]}
+    assert start(client, student, quiz["id"]).status_code == 404
+    own = client.get("/api/quiz/quizzes/", headers=author.headers,
+                     params={"status": "archived"}).json()
+    assert quiz["id"] in {x["id"] for x in own["results"]}
+
+
+def test_editing_is_validated_and_regrade_shows_a_dry_run_first(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    quiz = publish(client, author, generate(client, author, 2), show_answers="immediately")
+    attempt = start(client, student, quiz["id"]).json()
+    q0 = quiz["questions"][0]
+    chosen = wrong_ids(q0)
+    answer(client, student, attempt["id"], q0["id"], chosen)
+    before = client.post(f"/api/quiz/attempts/{attempt['id']}/submit/",
+                         headers=student.headers).json()
+    # Invalid edits: two correct options on a SINGLE question; dropping a question.
+    broken = json.loads(json.dumps(quiz["questions"]))
+    for o in broken[0]["options"]:
+        o["correct"] = True
+    r = client.put(f"/api/quiz/quizzes/{quiz['id']}/", headers=author.headers,
+                   json={"questions": broken})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "INVALID_QUESTIONS"
+    r = client.put(f"/api/quiz/quizzes/{quiz['id']}/", headers=author.headers,
+                   json={"questions": quiz["questions"][:1]})
+    assert r.status_code == 409
+    # The key was wrong: the student's option was right after all.
+    fixed = json.loads(json.dumps(quiz["questions"]))
+    fixed[0]["type"] = "SINGLE"
+    for o in fixed[0]["options"]:
+        o["correct"] = o["id"] in chosen
+    r = client.put(f"/api/quiz/quizzes/{quiz['id']}/", headers=author.headers,
+                   json={"questions": fixed, "reason": "answer key corrected"})
+    assert r.status_code == 200
+    url = f"/api/quiz/quizzes/{quiz['id']}/regrade/"
+    dry = client.post(url, headers=author.headers, json={"dry_run": True}).json()
+    assert dry["dry_run"] is True
+    [change] = [c for c in dry["changes"] if c["attempt_id"] == attempt["id"]]
+    assert change["new_score"] == change["previous_score"] + 1
+    unchanged = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers=student.headers)
+    assert unchanged.json()["score"] == before["score"]
+    r = client.post(url, headers=author.headers, json={"dry_run": False, "reason": "key fix"})
+    assert r.status_code == 200 and len(r.json()["changes"]) == len(dry["changes"])
+    after = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers={
+        **student.headers, "X-Position": r.headers["X-Position"]}).json()
+    assert after["score"] == before["score"] + 1
+    assert client.post(url, headers=author.headers, json={"dry_run": False}).json()[
+        "changes"] == []
+    assert client.post(url, headers=student.headers, json={}).status_code == 404
