@@ -14,6 +14,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     SUPERADMIN = "superadmin"
     AUDITOR = "auditor"
+    ANALYST = "analyst"
 
 
 class Track(StrEnum):

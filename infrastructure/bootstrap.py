@@ -19,9 +19,11 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import Environment
 from psycopg_pool import ConnectionPool
+from pydantic import SecretStr
 from redis import Redis
 
 from application.accounts import AccountCommands
+from application.audit import AuditQueries
 from application.auth import AuthCommands, LoginLimits
 from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
@@ -40,6 +42,7 @@ from infrastructure.persistence import eventsourcing_env
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import Settings
+from interfaces.analytics import EventStream, Pseudonymiser
 from projections.base import ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.progress import ProgressProjection, ProgressView
@@ -69,11 +72,11 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def _jwt_secret(settings: Settings) -> str:
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value()
-    # Embedded default: a random secret kept in the data directory, readable by us only.
-    path = settings.data_dir / "jwt-secret"
+def _secret(configured: SecretStr | None, data_dir: Path, name: str) -> str:
+    if configured is not None:
+        return configured.get_secret_value()
+    # Not configured: a random secret kept in the data directory, readable by us only.
+    path = data_dir / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -170,6 +173,8 @@ class Container:
     student_quizzes: StudentQuizzesView
     attempts: AttemptsView
     views: dict[type[ReadModelProjection], Any]
+    audit: AuditQueries
+    stream: EventStream
     policies: list[Policy]
     broker: Any
     actor: Any
@@ -292,7 +297,8 @@ def build(settings: Settings | None = None) -> Container:
     credentials = authstore.PostgresCredentials(pool)
     sessions = authstore.PostgresSessions(pool)
     one_time = authstore.PostgresOneTimeTokens(pool)
-    tokens = JwtTokens(_jwt_secret(settings), settings.jwt_issuer, settings.jwt_audience,
+    tokens = JwtTokens(_secret(settings.jwt_secret, settings.data_dir, "jwt-secret"),
+                       settings.jwt_issuer, settings.jwt_audience,
                        settings.access_ttl_seconds, settings.refresh_ttl_seconds)
     limits = LoginLimits(settings.login_max_per_account, settings.login_account_window_seconds,
                          settings.login_max_per_ip, settings.login_ip_window_seconds)
@@ -320,6 +326,8 @@ def build(settings: Settings | None = None) -> Container:
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         quizzes=quizzes, quiz_views=views[QuizzesProjection],
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
-        views=views,
+        views=views, audit=AuditQueries(store),
+        stream=EventStream(store, Pseudonymiser(_secret(
+            settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
         policies=policies, broker=broker, actor=actor, _handles=handles,
     )

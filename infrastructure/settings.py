@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     jwt_secret: SecretStr | None = None
+    # Key for the analysts' pseudonyms; unset: a random one kept in the data directory.
+    pseudonym_key: SecretStr | None = None
     jwt_issuer: str = "apranova"
     jwt_audience: str = "apranova-api"
     access_ttl_seconds: int = 15 * 60

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +23,8 @@ app = typer.Typer(help="ApraNova: event-sourced LMS backend.", no_args_is_help=T
 projections_app = typer.Typer(help="Read models built from the event log.",
                               no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+events_app = typer.Typer(help="The event stream, for analysts.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 # Touched every second while healthy; container healthchecks look at its age.
 HEARTBEAT = Path(os.environ.get("APRANOVA_HEARTBEAT_FILE", "/tmp/apranova-heartbeat"))
@@ -133,6 +137,92 @@ def relay(data_dir: DataDir = None) -> None:
 def projections_run(data_dir: DataDir = None) -> None:
     """Keep every read model up to date with the event log."""
     _run_until_signal("start_projections", data_dir)
+
+
+ProjectionName = Annotated[str | None, typer.Argument(
+    help="One read model (users, catalog, progress, submissions, quizzes, student_quizzes, "
+         "attempts); all when omitted.")]
+
+
+def _chosen(name: str | None) -> list[Any]:
+    from infrastructure.bootstrap import PROJECTIONS
+
+    chosen = [p for p in PROJECTIONS if name in (None, p.name)]
+    if not chosen:
+        raise typer.BadParameter(f"no read model called {name!r}", param_hint="NAME")
+    return chosen
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(name: ProjectionName = None, data_dir: DataDir = None) -> None:
+    """Replay the log into fresh read models and put them in place of the live ones."""
+    from infrastructure.bootstrap import build
+    from projections.rebuild import rebuild
+
+    chosen = _chosen(name)
+    container = build(_settings(data_dir))
+    try:
+        for projection in chosen:
+            started = time.perf_counter()
+            count = rebuild(container.store, container.env, container.views[projection],
+                            projection)
+            elapsed = time.perf_counter() - started
+            typer.echo(f"{projection.name}: replayed {count} events in {elapsed:.2f}s")
+    finally:
+        container.close()
+
+
+@projections_app.command("verify")
+def projections_verify(name: ProjectionName = None, data_dir: DataDir = None) -> None:
+    """Rebuild into shadow tables and report rows that differ from the live read models.
+
+    Exits with status 1 when any row differs.
+    """
+    from infrastructure.bootstrap import build
+    from projections.rebuild import verify
+
+    chosen = _chosen(name)
+    container = build(_settings(data_dir))
+    different = False
+    try:
+        for projection in chosen:
+            differences = verify(container.store, container.env,
+                                 container.views[projection], projection)
+            if not differences:
+                typer.echo(f"{projection.name}: identical")
+            for d in differences:
+                different = True
+                typer.echo(f"{projection.name}.{d.table}: {len(d.only_in_live)} row(s) only in "
+                           f"the live model, {len(d.only_in_rebuild)} only in the rebuild")
+                for row in d.only_in_live:
+                    typer.echo(f"  live:    {json.dumps(row, default=str)}")
+                for row in d.only_in_rebuild:
+                    typer.echo(f"  rebuild: {json.dumps(row, default=str)}")
+    finally:
+        container.close()
+    if different:
+        raise typer.Exit(1)
+
+
+@events_app.command("export")
+def events_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    after: Annotated[int, typer.Option(help="Export events after this position.")] = 0,
+    format: Annotated[str, typer.Option(help="jsonl or parquet.")] = "jsonl",
+    data_dir: DataDir = None,
+) -> None:
+    """Write the (pseudonymised) event stream as CloudEvents, for DuckDB and friends."""
+    from infrastructure.bootstrap import build
+    from interfaces.exports import export_events
+
+    if format not in ("jsonl", "parquet"):
+        raise typer.BadParameter("format must be jsonl or parquet", param_hint="--format")
+    container = build(_settings(data_dir))
+    try:
+        count, last = export_events(container.stream, output, after, format)
+    finally:
+        container.close()
+    typer.echo(f"wrote {count} events to {output} (last position {last})")
 
 
 @app.command("create-admin")

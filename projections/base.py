@@ -44,6 +44,14 @@ class ReadModel(PostgresTrackingRecorder):
                 curs.execute(sql, params)
             self._insert_tracking(curs, tracking)
 
+    def apply_batch(self, tracking: Tracking, statements: Iterable[Statement]) -> None:
+        """Like apply, for many events at once: one transaction, statements pipelined."""
+        with self.datastore.transaction(commit=True) as curs:
+            with curs.connection.pipeline():
+                for sql, params in statements:
+                    curs.execute(sql, params)
+            self._insert_tracking(curs, tracking)
+
     def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
         with self.datastore.get_connection() as conn:
             return conn.execute(sql, params).fetchall()
@@ -109,9 +117,12 @@ class ReadModelProjection(Projection[Any]):
     def handlers(self) -> dict[type, Handler]:
         raise NotImplementedError
 
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+    def statements(self, domain_event: Any) -> Iterable[Statement]:
         table = self.__dict__.get("_handlers")
         if table is None:
             table = self.__dict__["_handlers"] = self.handlers()
         handler = table.get(type(domain_event))
-        self.view.apply(tracking, handler(domain_event) if handler else ())
+        return handler(domain_event) if handler else ()
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(tracking, self.statements(domain_event))

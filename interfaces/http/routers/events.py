@@ -1,0 +1,84 @@
+"""/api/events/: the log for analysts (CloudEvents, live tail), AsyncAPI, and xAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from domain.roles import Role
+from interfaces.analytics import asyncapi_document
+from interfaces.http.dependencies import ContainerDep, Principal, require_roles
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+Reader = Annotated[Principal, Depends(require_roles(
+    Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR, Role.ANALYST))]
+After = Annotated[int, Query(ge=0, description="Position to read after (0: the beginning)")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+TAIL_POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15.0
+
+
+@router.get("/", responses={200: {"content": {"text/event-stream": {}}}})
+async def events(
+    request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100,
+    types: Annotated[str | None, Query(max_length=2000, description=(
+        "Comma-separated CloudEvents types, e.g. apranova.quiz.Published"))] = None,
+    accept: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    max_seconds: Annotated[float, Query(gt=0, le=3600, description=(
+        "How long a live tail stays open"))] = 3600,
+) -> Any:
+    """CloudEvents 1.0 after a position. With `Accept: text/event-stream`, a live tail that
+    resumes after `Last-Event-ID`."""
+    wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    if accept and "text/event-stream" in accept:
+        start = last_event_id if last_event_id is not None else after
+        return StreamingResponse(_tail(request, c, start, wanted, max_seconds),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    page, last = await run_in_threadpool(c.stream.page, after, limit, wanted)
+    following = str(request.url.include_query_params(after=last)) if page else None
+    return JSONResponse({"results": page, "after": after, "last": last, "next": following},
+                        media_type="application/json")
+
+
+async def _tail(request: Request, c: Any, after: int, wanted: set[str] | None,
+                max_seconds: float) -> AsyncIterator[str]:
+    deadline = time.monotonic() + max_seconds
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        page, last = await run_in_threadpool(c.stream.page, after, 200, wanted)
+        for event in page:
+            yield (f"id: {event['sequence']}\nevent: {event['type']}\n"
+                   f"data: {json.dumps(event, separators=(',', ':'))}\n\n")
+        if page:
+            after, quiet_since = last, time.monotonic()
+            continue
+        if time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(TAIL_POLL_SECONDS)
+
+
+@router.get("/asyncapi.json")
+def asyncapi(request: Request) -> dict[str, Any]:
+    """AsyncAPI 3.0 description of every event type, generated from the domain."""
+    return asyncapi_document(str(request.base_url).rstrip("/"))
+
+
+@router.get("/xapi/")
+def xapi(request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100
+         ) -> dict[str, Any]:
+    """Quiz attempts and grades as xAPI statements (statement id = event id)."""
+    home = str(request.base_url).rstrip("/")
+    statements, last = c.stream.xapi(after, limit, home)
+    more = str(request.url.include_query_params(after=last)) if statements else ""
+    return {"statements": statements, "more": more}

@@ -1,0 +1,128 @@
+"""Replaying the log into read models: rebuild in place, or verify against a shadow copy.
+
+Both build the model afresh in a schema of its own (a shadow), replaying events in
+batches, one transaction and one pipelined round trip per batch. Rebuild then swaps
+the shadow tables in under a lock; verify compares them with the live ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.utils import Environment
+
+from application.eventstore import APPLICATION_NAME, EventStore
+from projections.base import ReadModel, ReadModelProjection
+
+BATCH = 1000
+MAX_VERIFY_ROUNDS = 10
+REPORT_ROWS = 20
+
+
+@contextmanager
+def shadow(env: dict[str, str], projection: type[ReadModelProjection]) -> Iterator[ReadModel]:
+    """A fresh copy of the model's tables in a schema of its own, dropped afterwards."""
+    schema = f"shadow_{projection.name}_{uuid.uuid4().hex[:8]}"
+    factory = InfrastructureFactory[Any].construct(env=Environment(projection.name, {
+        **env, "POSTGRES_SCHEMA": schema, "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": "1", "CREATE_TABLE": "n"}))
+    view: ReadModel = factory.tracking_recorder(projection.view_class)
+    # Unqualified names in the model's SQL then mean the shadow's tables.
+    kwargs = view.datastore.pool.kwargs
+    assert isinstance(kwargs, dict)
+    kwargs["options"] = f"-c search_path={schema},public"
+    with view.datastore.transaction(commit=True) as curs:
+        curs.execute(f'CREATE SCHEMA "{schema}"')
+    view.create_table()
+    try:
+        yield view
+    finally:
+        with view.datastore.transaction(commit=True) as curs:
+            curs.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        view.datastore.close()
+
+
+def replay(store: EventStore, projection: ReadModelProjection, until: int | None) -> int:
+    """Apply the followed events after the view's position, up to `until`; return the count."""
+    view: ReadModel = projection.view
+    start = view.position() + 1
+    count = 0
+    while True:
+        batch = store.recorder.select_notifications(
+            start=start, limit=BATCH, stop=until, topics=list(projection.topics))
+        if not batch:
+            return count
+        statements = [s for n in batch
+                      for s in projection.statements(store.mapper.to_domain_event(n))]
+        view.apply_batch(Tracking(APPLICATION_NAME, batch[-1].id), statements)
+        count += len(batch)
+        start = batch[-1].id + 1
+
+
+def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
+            projection: type[ReadModelProjection]) -> int:
+    """Replace the live model with a fresh replay of the log; return the events replayed."""
+    with shadow(env, projection) as fresh:
+        shadow_projection = projection(view=fresh)
+        count = replay(store, shadow_projection, live.position())
+        schema = fresh.datastore.schema
+        with live.datastore.transaction(commit=True) as curs:
+            # Hold the live tables still while the shadow catches up and takes their place.
+            tables = [*projection.view_class.tables, live.tracking_table_name]
+            curs.execute("LOCK TABLE " + ", ".join(f"public.{t}" for t in tables)
+                         + " IN ACCESS EXCLUSIVE MODE")
+            curs.execute(f"SELECT max(notification_id) AS at FROM public.{live.tracking_table_name}"
+                         " WHERE application_name = %s", (APPLICATION_NAME,))
+            row = curs.fetchone()
+            at = int(row["at"]) if row and row["at"] is not None else 0
+            count += replay(store, shadow_projection, at)
+            for table in projection.view_class.tables:
+                curs.execute(f"DROP TABLE public.{table}")
+                curs.execute(f'ALTER TABLE "{schema}".{table} SET SCHEMA public')
+        return count
+
+
+@dataclass
+class Difference:
+    table: str
+    only_in_live: list[dict[str, Any]]
+    only_in_rebuild: list[dict[str, Any]]
+
+
+def verify(store: EventStore, env: dict[str, str], live: ReadModel,
+           projection: type[ReadModelProjection]) -> list[Difference]:
+    """Rebuild into a shadow and report every row that differs from the live model."""
+    with shadow(env, projection) as fresh:
+        shadow_projection = projection(view=fresh)
+        covered = live.position()
+        replay(store, shadow_projection, covered)
+        schema = fresh.datastore.schema
+        for _ in range(MAX_VERIFY_ROUNDS):
+            with live.datastore.get_connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                row = conn.execute(
+                    f"SELECT max(notification_id) AS at FROM public.{live.tracking_table_name}"
+                    " WHERE application_name = %s", (APPLICATION_NAME,)).fetchone()
+                at = int(row["at"]) if row and row["at"] is not None else 0
+                if at <= covered:
+                    return [d for d in (_compare(conn, schema, t)
+                                        for t in projection.view_class.tables) if d]
+            replay(store, shadow_projection, at)
+            covered = at
+        raise RuntimeError("the live model kept moving; try again when it is quieter")
+
+
+def _compare(conn: Any, schema: str, table: str) -> Difference | None:
+    def rows(query: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in conn.execute(query + f" LIMIT {REPORT_ROWS}").fetchall()]
+
+    live_only = rows(f'SELECT * FROM public.{table} EXCEPT ALL SELECT * FROM "{schema}".{table}')
+    fresh_only = rows(f'SELECT * FROM "{schema}".{table} EXCEPT ALL SELECT * FROM public.{table}')
+    if live_only or fresh_only:
+        return Difference(table, live_only, fresh_only)
+    return None
