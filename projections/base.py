@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Tracking
@@ -45,11 +47,12 @@ class ReadModel(PostgresTrackingRecorder):
             self._insert_tracking(curs, tracking)
 
     def apply_batch(self, tracking: Tracking, statements: Iterable[Statement]) -> None:
-        """Like apply, for many events at once: one transaction, statements pipelined."""
+        """Like apply, for many events at once: one transaction, statements pipelined,
+        and runs of the same statement sent as one executemany (order is kept)."""
         with self.datastore.transaction(commit=True) as curs:
             with curs.connection.pipeline():
-                for sql, params in statements:
-                    curs.execute(sql, params)
+                for sql, run in groupby(statements, key=itemgetter(0)):
+                    curs.executemany(sql, [params for _, params in run])
             self._insert_tracking(curs, tracking)
 
     def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:

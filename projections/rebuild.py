@@ -19,7 +19,7 @@ from eventsourcing.utils import Environment
 from application.eventstore import APPLICATION_NAME, EventStore
 from projections.base import ReadModel, ReadModelProjection
 
-BATCH = 1000
+BATCH = 5000
 MAX_VERIFY_ROUNDS = 10
 REPORT_ROWS = 20
 
@@ -38,7 +38,14 @@ def shadow(env: dict[str, str], projection: type[ReadModelProjection]) -> Iterat
     kwargs["options"] = f"-c search_path={schema},public"
     with view.datastore.transaction(commit=True) as curs:
         curs.execute(f'CREATE SCHEMA "{schema}"')
+    # Secondary indexes come after the replay: building them once is cheaper than
+    # maintaining them through every replayed update.
+    statements = view.sql_create_statements
+    indexes = [s for s in statements if "CREATE INDEX" in s.as_string()]
+    view.sql_create_statements = [s for s in statements if s not in indexes]
     view.create_table()
+    view.sql_create_statements = statements
+    view.pending_indexes = indexes  # type: ignore[attr-defined]
     try:
         yield view
     finally:
@@ -47,20 +54,46 @@ def shadow(env: dict[str, str], projection: type[ReadModelProjection]) -> Iterat
         view.datastore.close()
 
 
+def add_indexes(view: ReadModel) -> None:
+    """Create the secondary indexes a shadow was built without."""
+    pending = getattr(view, "pending_indexes", [])
+    if pending:
+        with view.datastore.transaction(commit=True) as curs:
+            for statement in pending:
+                curs.execute(statement)
+        view.pending_indexes = []  # type: ignore[attr-defined]
+
+
 def replay(store: EventStore, projection: ReadModelProjection, until: int | None) -> int:
     """Apply the followed events after the view's position, up to `until`; return the count."""
-    view: ReadModel = projection.view
-    start = view.position() + 1
+    return replay_many(store, [projection], until)
+
+
+def replay_many(store: EventStore, projections: list[ReadModelProjection],
+                until: int | None) -> int:
+    """Replay into several models in one pass over the log: each event is read and
+    deserialised once, then each model gets its statements in one batch transaction."""
+    positions = {p: p.view.position() for p in projections}
+    followed_topics = {p: frozenset(p.topics) for p in projections}
+    topics = sorted({t for p in projections for t in p.topics})
+    start = min(positions.values(), default=0) + 1
     count = 0
     while True:
-        batch = store.recorder.select_notifications(
-            start=start, limit=BATCH, stop=until, topics=list(projection.topics))
+        batch = store.recorder.select_notifications(start=start, limit=BATCH, stop=until,
+                                                    topics=topics)
         if not batch:
             return count
-        statements = [s for n in batch
-                      for s in projection.statements(store.mapper.to_domain_event(n))]
-        view.apply_batch(Tracking(APPLICATION_NAME, batch[-1].id), statements)
-        count += len(batch)
+        events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in batch]
+        for projection in projections:
+            followed = followed_topics[projection]
+            mine = [(i, e) for i, topic, e in events
+                    if topic in followed and i > positions[projection]]
+            if mine:
+                statements = [s for _, e in mine for s in projection.statements(e)]
+                projection.view.apply_batch(Tracking(APPLICATION_NAME, mine[-1][0]),
+                                            statements)
+                positions[projection] = mine[-1][0]
+                count += len(mine)
         start = batch[-1].id + 1
 
 
@@ -70,6 +103,7 @@ def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
     with shadow(env, projection) as fresh:
         shadow_projection = projection(view=fresh)
         count = replay(store, shadow_projection, live.position())
+        add_indexes(fresh)
         schema = fresh.datastore.schema
         with live.datastore.transaction(commit=True) as curs:
             # Hold the live tables still while the shadow catches up and takes their place.
@@ -101,6 +135,7 @@ def verify(store: EventStore, env: dict[str, str], live: ReadModel,
         shadow_projection = projection(view=fresh)
         covered = live.position()
         replay(store, shadow_projection, covered)
+        add_indexes(fresh)
         schema = fresh.datastore.schema
         for _ in range(MAX_VERIFY_ROUNDS):
             with live.datastore.get_connection() as conn, conn.transaction():
@@ -126,3 +161,4 @@ def _compare(conn: Any, schema: str, table: str) -> Difference | None:
     if live_only or fresh_only:
         return Difference(table, live_only, fresh_only)
     return None
+
