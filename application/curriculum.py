@@ -11,7 +11,7 @@ from application.accounts import Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import FileStore
 from domain.curriculum import Content, Curriculum, Project
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Conflict, Forbidden, NotFound, PaymentRequired
 from domain.progress import Progress
 from domain.roles import Role, is_staff
 from domain.students import Student
@@ -28,10 +28,12 @@ class Created:
 
 
 class CurriculumCommands:
-    def __init__(self, store: EventStore, files: FileStore, max_upload_bytes: int) -> None:
+    def __init__(self, store: EventStore, files: FileStore, max_upload_bytes: int,
+                 require_payment: bool = False) -> None:
         self.store = store
         self.files = files
         self.max_upload_bytes = max_upload_bytes
+        self.require_payment = require_payment
 
     # -- content ---------------------------------------------------------------------------
 
@@ -63,6 +65,8 @@ class CurriculumCommands:
 
     def start_project(self, actor: Actor, slug: str) -> int:
         student = self._student(actor)
+        if self.require_payment and student.paid_by is None:
+            raise PaymentRequired("Enrol in your track first: its projects open once paid")
         curriculum = self.curriculum()
         project = curriculum.content().project(slug)
 

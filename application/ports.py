@@ -162,3 +162,16 @@ class GenerationError(Exception):
 
 class QuizGenerator(Protocol):
     def generate(self, request: QuizRequest) -> GeneratedQuestions: ...
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    intent_id: str
+    client_secret: str
+
+
+class PaymentGateway(Protocol):
+    def create_intent(self, amount: int, currency: str, metadata: dict[str, str],
+                      idempotency_key: str) -> PaymentIntent: ...
+
+    def refund(self, intent_id: str, idempotency_key: str) -> str: ...

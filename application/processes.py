@@ -15,6 +15,7 @@ from eventsourcing.utils import get_topic
 
 from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
 from application.eventstore import EventStore
+from application.payments import PaymentCommands
 from application.ports import (
     ChatNotifier,
     Email,
@@ -26,6 +27,7 @@ from application.ports import (
 )
 from application.quizzes import QuizCommands
 from domain.accounts import Account
+from domain.payments import Payment
 from domain.quizzes import Quiz
 from domain.roles import Track
 from domain.students import Student
@@ -41,7 +43,7 @@ TRACK_NAMES = {
 class Policy:
     name: str
     events: tuple[type, ...]
-    handle: Callable[[Any], None]
+    handle: Callable[[Any], object]
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -201,3 +203,30 @@ class QuizPolicies:
                 {"generator": type(self.generator).__name__})
             return
         self.quizzes.complete_generation(request.quiz_id, result, None, result.provenance)
+
+
+class PaymentPolicies:
+    """What follows a payment: access to the track, refunds at the provider, a Slack note."""
+
+    def __init__(self, payments: PaymentCommands, store: EventStore, chat: ChatNotifier) -> None:
+        self.payments = payments
+        self.store = store
+        self.chat = chat
+
+    def policies(self) -> list[Policy]:
+        return [
+            Policy("payment_grants_access", (Payment.Succeeded,),
+                   lambda e: self.payments.grant_access(e.originator_id)),
+            Policy("refund_revokes_access", (Payment.Refunded,),
+                   lambda e: self.payments.revoke_access(e.originator_id)),
+            Policy("refund_at_provider", (Payment.RefundApproved,),
+                   lambda e: self.payments.submit_refund(e.originator_id)),
+            Policy("payment_chat", (Payment.Succeeded,), self.announce),
+        ]
+
+    def announce(self, event: Payment.Succeeded) -> None:
+        payment = self.store.load(Payment, event.originator_id, "Payment")
+        student = self.store.load(Account, payment.student_id, "User")
+        self.chat.post(f":moneybag: Payment received: {event.amount_received / 100:.2f} "
+                       f"{event.currency.upper()} from {student.name} for the "
+                       f"{TRACK_NAMES[Track(payment.track)]} track")

@@ -40,3 +40,9 @@ class TooLarge(Invalid):
     """Input over a size limit (HTTP 413)."""
 
     code = "PAYLOAD_TOO_LARGE"
+
+
+class PaymentRequired(DomainError):
+    """The action needs a completed payment (HTTP 402)."""
+
+    code = "PAYMENT_REQUIRED"

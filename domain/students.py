@@ -32,6 +32,13 @@ class Student(Aggregate):
         actor_id: UUID
         reason: str
 
+    class AccessGranted(Aggregate.Event):
+        payment_id: UUID
+
+    class AccessRevoked(Aggregate.Event):
+        payment_id: UUID
+        reason: str
+
     @staticmethod
     def id_for(account_id: UUID) -> UUID:
         return derived_id("student", account_id)
@@ -45,6 +52,7 @@ class Student(Aggregate):
         self.account_id = account_id
         self.track = Track(track)
         self.trainer_id: UUID | None = None
+        self.paid_by: UUID | None = None
 
     def change_track(self, track: Track, actor_id: UUID, reason: str) -> None:
         if track != self.track:
@@ -69,3 +77,19 @@ class Student(Aggregate):
     @event(TrainerUnassigned)
     def _trainer_unassigned(self, previous_trainer_id: UUID, actor_id: UUID, reason: str) -> None:
         self.trainer_id = None
+
+    def grant_access(self, payment_id: UUID) -> None:
+        if self.paid_by is None:
+            self._access_granted(payment_id=payment_id)
+
+    @event(AccessGranted)
+    def _access_granted(self, payment_id: UUID) -> None:
+        self.paid_by = payment_id
+
+    def revoke_access(self, payment_id: UUID, reason: str) -> None:
+        if self.paid_by == payment_id:
+            self._access_revoked(payment_id=payment_id, reason=reason)
+
+    @event(AccessRevoked)
+    def _access_revoked(self, payment_id: UUID, reason: str) -> None:
+        self.paid_by = None

@@ -27,10 +27,17 @@ from application.audit import AuditQueries
 from application.auth import AuthCommands, LoginLimits
 from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
+from application.payments import PaymentCommands
 from application.ports import ChatNotifier, Mailer, QuizGenerator
-from application.processes import MailPolicies, Policy, QuizPolicies, SubmissionPolicies
+from application.processes import (
+    MailPolicies,
+    PaymentPolicies,
+    Policy,
+    QuizPolicies,
+    SubmissionPolicies,
+)
 from application.quizzes import QuizCommands
-from infrastructure import authstore, messaging
+from infrastructure import authstore, messaging, webhooks
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.embedded import start_embedded
 from infrastructure.files import LocalFileStore
@@ -42,9 +49,12 @@ from infrastructure.persistence import eventsourcing_env
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import Settings
+from infrastructure.stripe_gateway import StripeGateway
+from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
 from projections.base import ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
+from projections.payments import PaymentsProjection, PaymentsView
 from projections.progress import ProgressProjection, ProgressView
 from projections.quizzes import (
     AttemptsProjection,
@@ -63,7 +73,7 @@ log = logging.getLogger("apranova")
 SCHEMA_LOCK = 0x41505241  # an arbitrary constant shared by every ApraNova process
 PROJECTIONS: tuple[type[ReadModelProjection], ...] = (
     UsersProjection, CatalogProjection, ProgressProjection, SubmissionsProjection,
-    QuizzesProjection, StudentQuizzesProjection, AttemptsProjection,
+    QuizzesProjection, StudentQuizzesProjection, AttemptsProjection, PaymentsProjection,
 )
 
 
@@ -172,6 +182,9 @@ class Container:
     quiz_views: QuizzesView
     student_quizzes: StudentQuizzesView
     attempts: AttemptsView
+    payments: PaymentCommands
+    payment_views: PaymentsView
+    webhooks: WebhookInbox
     views: dict[type[ReadModelProjection], Any]
     audit: AuditQueries
     stream: EventStream
@@ -286,8 +299,10 @@ def build(settings: Settings | None = None) -> Container:
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
+            lock_conn.execute(webhooks.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
-            curriculum = CurriculumCommands(store, files, settings.max_upload_bytes)
+            curriculum = CurriculumCommands(store, files, settings.max_upload_bytes,
+                                            settings.requires_payment())
             _load_curriculum(curriculum, settings.curriculum_file)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
@@ -311,9 +326,14 @@ def build(settings: Settings | None = None) -> Container:
                           if settings.slack_webhook_url else LogNotifier())
     public_url = settings.resolved_public_url()
     quizzes = QuizCommands(store, SystemClock())
+    gateway = (StripeGateway(settings.stripe_secret_key.get_secret_value(),
+                             settings.stripe_api_base)
+               if settings.stripe_secret_key is not None else None)
+    payments = PaymentCommands(store, gateway, settings.track_prices, settings.currency)
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
                 *SubmissionPolicies(store, mailer, chat, public_url).policies(),
-                *QuizPolicies(quizzes, _generator(settings)).policies()]
+                *QuizPolicies(quizzes, _generator(settings)).policies(),
+                *PaymentPolicies(payments, store, chat).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     runner = messaging.PolicyRunner(store, pool, policies)
@@ -326,7 +346,8 @@ def build(settings: Settings | None = None) -> Container:
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         quizzes=quizzes, quiz_views=views[QuizzesProjection],
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
-        views=views, audit=AuditQueries(store),
+        payments=payments, payment_views=views[PaymentsProjection],
+        webhooks=WebhookInbox(pool), views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
         policies=policies, broker=broker, actor=actor, _handles=handles,

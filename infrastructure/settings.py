@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
     question_bank_file: Path = REPOSITORY_DATA / "question_bank.toml"
+
+    # Payments: Stripe when a secret key is set. Prices per track, in the currency's
+    # smallest unit; the client never chooses them.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_tolerance_seconds: int = 300
+    track_prices: dict[str, int] = {"DP": 49_900, "FSD": 59_900}
+    currency: str = "usd"
+    # Unset: projects need a paid enrolment exactly when payments are configured.
+    enrolment_requires_payment: bool | None = None
+
+    def requires_payment(self) -> bool:
+        if self.enrolment_requires_payment is not None:
+            return self.enrolment_requires_payment
+        return self.stripe_secret_key is not None
     read_wait_seconds: float = 5.0
 
     # Redis key namespace, so several deployments (or test runs) can share one Redis.

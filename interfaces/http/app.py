@@ -7,7 +7,16 @@ from fastapi import FastAPI
 from infrastructure.bootstrap import Container
 from interfaces.http.errors import install_error_handlers
 from interfaces.http.middleware import BodyLimit, Metrics
-from interfaces.http.routers import audit, auth, curriculum, events, health, quizzes, users
+from interfaces.http.routers import (
+    audit,
+    auth,
+    curriculum,
+    events,
+    health,
+    payments,
+    quizzes,
+    users,
+)
 
 DESCRIPTION = """
 Event-sourced backend of the ApraNova learning-management system.
@@ -27,6 +36,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(users.router)
     app.include_router(curriculum.router)
     app.include_router(quizzes.router)
+    app.include_router(payments.router)
     app.include_router(audit.router)
     app.include_router(events.router)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,

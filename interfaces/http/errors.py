@@ -20,13 +20,22 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.auth import RateLimited, Unauthenticated
-from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentRequired,
+    TooLarge,
+)
 from projections.base import ProjectionLagging
 
 log = logging.getLogger("apranova.http")
 
 STATUS_CODES = {
-    400: "BAD_REQUEST", 401: "NOT_AUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    400: "BAD_REQUEST", 401: "NOT_AUTHENTICATED", 402: "PAYMENT_REQUIRED",
+    403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
     429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
@@ -34,7 +43,7 @@ STATUS_CODES = {
 
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (Unauthenticated, 401), (RateLimited, 429), (NotFound, 404), (Forbidden, 403),
-    (Conflict, 409), (TooLarge, 413), (Invalid, 422),
+    (Conflict, 409), (TooLarge, 413), (Invalid, 422), (PaymentRequired, 402),
 )
 
 UNAVAILABLE = (

@@ -1,0 +1,34 @@
+"""Deliveries already handled, per provider, so repeats are answered without work."""
+
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    provider text NOT NULL,
+    delivery_id text NOT NULL,
+    kind text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, delivery_id)
+);
+"""
+
+
+class WebhookInbox:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def handled(self, provider: str, delivery_id: str) -> bool:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT 1 FROM webhook_deliveries WHERE provider = %s AND "
+                               "delivery_id = %s", (provider, delivery_id)).fetchone()
+        return row is not None
+
+    def mark(self, provider: str, delivery_id: str, kind: str) -> None:
+        # Marked after the effect is stored: a crash in between means a redelivery is
+        # processed again, which the aggregates make harmless.
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO webhook_deliveries (provider, delivery_id, kind) "
+                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                         (provider, delivery_id, kind))

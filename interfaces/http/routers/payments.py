@@ -1,0 +1,146 @@
+"""/api/payments/: enrolment payments, the Stripe webhook, refunds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StringConstraints
+
+from domain.errors import NotFound
+from domain.roles import Role
+from infrastructure.bootstrap import Container
+from infrastructure.stripe_gateway import WebhookRejected, verify_stripe_event
+from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
+from interfaces.http.errors import error_response
+from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.schemas import Body
+from projections.base import ProjectionLagging
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+Position = Annotated[int | None, Depends(read_position)]
+Reason = Annotated[str, StringConstraints(max_length=500)]
+STAFF = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
+
+
+class CreateIntentIn(Body):
+    """Nothing to choose: the server sets amount and currency from the student's track."""
+
+
+class IntentOut(BaseModel):
+    id: UUID
+    client_secret: str
+    amount: int
+    currency: str
+    status: str
+
+
+class PaymentOut(BaseModel):
+    id: UUID
+    student_id: UUID
+    track: str
+    amount: int
+    currency: str
+    status: str
+    refund: str
+    failure_reason: str | None
+    amount_received: int | None
+    created_at: datetime
+    paid_at: datetime | None
+    refunded_at: datetime | None
+    updated_at: datetime
+
+
+class RefundRequestIn(Body):
+    reason: Reason = ""
+
+
+class RefundDecisionIn(Body):
+    approve: bool
+    reason: Reason = ""
+
+
+def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
+    row = c.payment_views.get(payment_id)
+    if row is None or (row["student_id"] != p.id and p.role not in STAFF):
+        raise NotFound("Payment not found")
+    return PaymentOut(**row)
+
+
+def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Response:
+    headers = {"X-Position": str(position)}
+    try:
+        c.payment_views.wait_for(position, c.settings.read_wait_seconds)
+    except ProjectionLagging:
+        return JSONResponse({"detail": "Accepted; the read model is catching up",
+                             "position": position}, status_code=202, headers=headers)
+    return JSONResponse(_visible(c, p, payment_id).model_dump(mode="json"), headers=headers)
+
+
+@router.post("/create-intent/", status_code=status.HTTP_201_CREATED, response_model=IntentOut)
+def create_intent(p: PrincipalDep, c: ContainerDep, body: CreateIntentIn | None = None
+                  ) -> JSONResponse:
+    started = c.payments.create_intent(p.actor)
+    return JSONResponse(IntentOut(id=started.id, client_secret=started.client_secret,
+                                  amount=started.amount, currency=started.currency,
+                                  status="requires_payment").model_dump(mode="json"),
+                        status_code=201, headers={"X-Position": str(started.position)})
+
+
+@router.get("/", response_model=Page[PaymentOut])
+def list_payments(request: Request, p: PrincipalDep, c: ContainerDep, position: Position,
+                  pages: Annotated[PageParams, Depends(page_params)]) -> dict[str, Any]:
+    c.payment_views.wait_for(position, c.settings.read_wait_seconds)
+    count, rows = c.payment_views.page(offset=pages.offset, limit=pages.page_size,
+                                       student_id=None if p.role in STAFF else p.id)
+    return paginate(request, pages, count, [PaymentOut(**r) for r in rows])
+
+
+@router.post("/webhook/", include_in_schema=True)
+async def stripe_webhook(
+    request: Request, c: ContainerDep,
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Stripe events: signature over the raw body, timestamp within tolerance, deduplicated
+    by event id. Answers 2xx once the outcome is stored."""
+    secret = c.settings.stripe_webhook_secret
+    if secret is None:
+        return error_response(503, "PAYMENTS_NOT_CONFIGURED", "No webhook secret configured")
+    payload = await request.body()
+    try:
+        event = verify_stripe_event(payload, stripe_signature, secret.get_secret_value(),
+                                    c.settings.stripe_webhook_tolerance_seconds)
+    except WebhookRejected as rejected:
+        return error_response(400, rejected.code, rejected.message)
+    event_id, kind = str(event["id"]), str(event["type"])
+    if await run_in_threadpool(c.webhooks.handled, "stripe", event_id):
+        return JSONResponse({"received": True, "duplicate": True})
+    await run_in_threadpool(c.payments.record_provider_event, event_id, kind,
+                            event["data"]["object"])
+    await run_in_threadpool(c.webhooks.mark, "stripe", event_id, kind)
+    return JSONResponse({"received": True})
+
+
+@router.get("/{payment_id}/", response_model=PaymentOut)
+def get_payment(payment_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+                ) -> PaymentOut:
+    c.payment_views.wait_for(position, c.settings.read_wait_seconds)
+    return _visible(c, p, payment_id)
+
+
+@router.post("/{payment_id}/refund-request/", response_model=PaymentOut)
+def request_refund(payment_id: UUID, body: RefundRequestIn, p: PrincipalDep, c: ContainerDep
+                   ) -> Response:
+    return _after(c, p, payment_id, c.payments.request_refund(p.actor, payment_id, body.reason))
+
+
+@router.post("/{payment_id}/refund/", response_model=PaymentOut)
+def decide_refund(payment_id: UUID, body: RefundDecisionIn, p: PrincipalDep, c: ContainerDep
+                  ) -> Response:
+    position = c.payments.decide_refund(p.actor, payment_id, body.approve, body.reason)
+    return _after(c, p, payment_id, position)
