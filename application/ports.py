@@ -175,3 +175,32 @@ class PaymentGateway(Protocol):
                       idempotency_key: str) -> PaymentIntent: ...
 
     def refund(self, intent_id: str, idempotency_key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class HostedRepository:
+    full_name: str
+    url: str
+
+
+class CodeHost(Protocol):
+    def exchange_code(self, code: str, redirect_uri: str) -> tuple[str, str]:
+        """An OAuth code for (access token, login)."""
+        ...
+
+    def create_from_template(self, token: str, template: str, owner: str,
+                             name: str) -> HostedRepository: ...
+
+
+class TokenVault(Protocol):
+    """Third-party access tokens, encrypted at rest, never in events."""
+
+    def store(self, account_id: UUID, login: str, token: str) -> None: ...
+
+    def token(self, account_id: UUID) -> str | None: ...
+
+
+class StateSigner(Protocol):
+    def sign_state(self, account_id: UUID) -> str: ...
+
+    def verify_state(self, state: str) -> UUID: ...

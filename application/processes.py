@@ -15,6 +15,7 @@ from eventsourcing.utils import get_topic
 
 from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
 from application.eventstore import EventStore
+from application.github import GitHubCommands
 from application.payments import PaymentCommands
 from application.ports import (
     ChatNotifier,
@@ -28,6 +29,7 @@ from application.ports import (
 from application.quizzes import QuizCommands
 from domain.accounts import Account
 from domain.payments import Payment
+from domain.progress import Progress
 from domain.quizzes import Quiz
 from domain.roles import Track
 from domain.students import Student
@@ -230,3 +232,12 @@ class PaymentPolicies:
         self.chat.post(f":moneybag: Payment received: {event.amount_received / 100:.2f} "
                        f"{event.currency.upper()} from {student.name} for the "
                        f"{TRACK_NAMES[Track(payment.track)]} track")
+
+
+class GitHubPolicies:
+    def __init__(self, github: GitHubCommands) -> None:
+        self.github = github
+
+    def policies(self) -> list[Policy]:
+        return [Policy("repository_from_template", (Progress.ProjectStarted,),
+                       self.github.create_repository)]

@@ -70,6 +70,10 @@ class Account(Aggregate):
         actor_id: UUID
         reason: str
 
+    class GitHubLinked(Aggregate.Event):
+        login: str
+        actor_id: UUID
+
     @event(Registered)
     def __init__(self, id: UUID, email: str, name: str, role: str, actor_id: UUID | None) -> None:
         self.email = email
@@ -77,6 +81,7 @@ class Account(Aggregate):
         self.role = Role(role)
         self.active = True
         self.email_verified = False
+        self.github_login: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -136,6 +141,16 @@ class Account(Aggregate):
     @event(Reactivated)
     def _reactivated(self, actor_id: UUID, reason: str) -> None:
         self.active = True
+
+
+    def link_github(self, login: str, actor_id: UUID) -> None:
+        """The token itself goes to the credentials store, never into an event."""
+        if login != self.github_login:
+            self._github_linked(login=login, actor_id=actor_id)
+
+    @event(GitHubLinked)
+    def _github_linked(self, login: str, actor_id: UUID) -> None:
+        self.github_login = login
 
 
 class EmailClaim(Aggregate):

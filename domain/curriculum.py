@@ -53,6 +53,8 @@ class Project:
     github_template_repo: str
     steps: tuple[Step, ...]
     deliverables: tuple[Deliverable, ...]
+    # Whether merging the student's pull request approves the project by itself.
+    approve_on_merge: bool = False
 
     def step_numbers(self) -> frozenset[int]:
         return frozenset(s.number for s in self.steps)
@@ -146,6 +148,7 @@ def _project(track: str, p: dict[str, Any]) -> Project:
         steps=tuple(Step(int(s["number"]), str(s["title"]), str(s.get("description", "")))
                     for s in p["steps"]),
         deliverables=tuple(_deliverable(d) for d in p["deliverables"]),
+        approve_on_merge=bool(p.get("approve_on_merge", False)),
     )
 
 

@@ -6,8 +6,10 @@ from eventsourcing.domain import Aggregate
 
 from domain.accounts import Account, EmailClaim
 from domain.curriculum import Curriculum
+from domain.payments import Payment
 from domain.progress import Progress
 from domain.quizzes import Attempt, Quiz
+from domain.repositories import Repository
 from domain.students import Student
 from domain.submissions import Submission
 from domain.trainers import TrainerCapacity
@@ -22,6 +24,8 @@ AGGREGATES: dict[str, type[Aggregate]] = {
     "submission": Submission,
     "quiz": Quiz,
     "attempt": Attempt,
+    "payment": Payment,
+    "repository": Repository,
 }
 NAMES: dict[type[Aggregate], str] = {cls: name for name, cls in AGGREGATES.items()}
 

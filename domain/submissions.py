@@ -94,6 +94,13 @@ class Submission(Aggregate):
         rubric: dict[str, int]
         actor_id: UUID
 
+    class PullRequestRecorded(Aggregate.Event):
+        delivery_id: str
+        number: int
+        action: str
+        url: str
+        head_sha: str
+
     @staticmethod
     def id_for(student_id: UUID, project: str) -> UUID:
         return derived_id("submission", f"{student_id}:{project}")
@@ -112,6 +119,8 @@ class Submission(Aggregate):
         self.status = DRAFT
         self.round = 0
         self.deliverables: dict[str, dict[str, Any]] = {}
+        self.pull_requests: dict[int, dict[str, Any]] = {}
+        self.deliveries: set[str] = set()
 
     def set_deliverable(self, project: Project, key: str, value: str, actor_id: UUID) -> None:
         if self.status not in EDITABLE:
@@ -196,3 +205,21 @@ class Submission(Aggregate):
     @event(ChangesRequested)
     def _changes_requested(self, feedback: str, rubric: dict[str, int], actor_id: UUID) -> None:
         self.status = CHANGES_REQUESTED
+
+    def record_pull_request(self, delivery_id: str, number: int, action: str, url: str,
+                            head_sha: str) -> bool:
+        """Note what happened to a pull request (opened, updated, merged, closed).
+
+        Recording never changes the review status: a merge approves nothing by itself.
+        """
+        if delivery_id in self.deliveries:
+            return False
+        self._pull_request(delivery_id=delivery_id, number=number, action=action, url=url,
+                           head_sha=head_sha)
+        return True
+
+    @event(PullRequestRecorded)
+    def _pull_request(self, delivery_id: str, number: int, action: str, url: str,
+                      head_sha: str) -> None:
+        self.deliveries.add(delivery_id)
+        self.pull_requests[number] = {"state": action, "url": url, "head_sha": head_sha}

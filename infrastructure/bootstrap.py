@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+from cryptography.fernet import Fernet
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
@@ -27,9 +28,11 @@ from application.audit import AuditQueries
 from application.auth import AuthCommands, LoginLimits
 from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
+from application.github import GitHubCommands
 from application.payments import PaymentCommands
 from application.ports import ChatNotifier, Mailer, QuizGenerator
 from application.processes import (
+    GitHubPolicies,
     MailPolicies,
     PaymentPolicies,
     Policy,
@@ -37,7 +40,7 @@ from application.processes import (
     SubmissionPolicies,
 )
 from application.quizzes import QuizCommands
-from infrastructure import authstore, messaging, webhooks
+from infrastructure import authstore, github, messaging, webhooks
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.embedded import start_embedded
 from infrastructure.files import LocalFileStore
@@ -93,6 +96,18 @@ def _secret(configured: SecretStr | None, data_dir: Path, name: str) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def _fernet_key(settings: Settings) -> bytes:
+    if settings.credentials_key is not None:
+        return settings.credentials_key.get_secret_value().encode()
+    path = settings.data_dir / "credentials-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return path.read_bytes().strip()
 
 
 def _mailer(settings: Settings) -> Mailer:
@@ -184,6 +199,7 @@ class Container:
     attempts: AttemptsView
     payments: PaymentCommands
     payment_views: PaymentsView
+    github: GitHubCommands
     webhooks: WebhookInbox
     views: dict[type[ReadModelProjection], Any]
     audit: AuditQueries
@@ -300,6 +316,7 @@ def build(settings: Settings | None = None) -> Container:
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
             lock_conn.execute(webhooks.SCHEMA)
+            lock_conn.execute(github.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
             curriculum = CurriculumCommands(store, files, settings.max_upload_bytes,
                                             settings.requires_payment())
@@ -330,10 +347,19 @@ def build(settings: Settings | None = None) -> Container:
                              settings.stripe_api_base)
                if settings.stripe_secret_key is not None else None)
     payments = PaymentCommands(store, gateway, settings.track_prices, settings.currency)
+    vault = github.EncryptedTokenVault(pool, _fernet_key(settings))
+    code_host = (github.GitHubClient(settings.github_client_id,
+                                     settings.github_client_secret.get_secret_value(),
+                                     settings.github_api_base, settings.github_oauth_base)
+                 if settings.github_client_id and settings.github_client_secret else None)
+    github_commands = GitHubCommands(store, code_host, vault, tokens, settings.github_client_id,
+                                     settings.github_oauth_base,
+                                     f"{public_url}/api/users/github/callback/")
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
                 *SubmissionPolicies(store, mailer, chat, public_url).policies(),
                 *QuizPolicies(quizzes, _generator(settings)).policies(),
-                *PaymentPolicies(payments, store, chat).policies()]
+                *PaymentPolicies(payments, store, chat).policies(),
+                *GitHubPolicies(github_commands).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     runner = messaging.PolicyRunner(store, pool, policies)
@@ -346,7 +372,7 @@ def build(settings: Settings | None = None) -> Container:
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         quizzes=quizzes, quiz_views=views[QuizzesProjection],
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
-        payments=payments, payment_views=views[PaymentsProjection],
+        payments=payments, payment_views=views[PaymentsProjection], github=github_commands,
         webhooks=WebhookInbox(pool), views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),

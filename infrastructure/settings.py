@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     # Unset: projects need a paid enrolment exactly when payments are configured.
     enrolment_requires_payment: bool | None = None
 
+    # GitHub: OAuth app credentials, API addresses, webhook secret.
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_api_base: str = "https://api.github.com"
+    github_oauth_base: str = "https://github.com"
+    github_webhook_secret: SecretStr | None = None
+    # Fernet key for third-party tokens at rest; unset: a random one in the data directory.
+    credentials_key: SecretStr | None = None
+
     def requires_payment(self) -> bool:
         if self.enrolment_requires_payment is not None:
             return self.enrolment_requires_payment

@@ -28,7 +28,9 @@ PERSON_FIELDS = frozenset({
     "actor_id", "student_id", "owner_id", "trainer_id", "account_id", "previous_trainer_id",
     "student_account_id",
 })
-DROPPED_FIELDS = frozenset({"email", "name"})
+# Names, emails and GitHub identities (a login, or a repository or pull-request URL
+# that contains one) say who someone is.
+DROPPED_FIELDS = frozenset({"email", "name", "login", "full_name", "url"})
 XAPI_VERBS = {
     "attempted": "http://adlnet.gov/expapi/verbs/attempted",
     "completed": "http://adlnet.gov/expapi/verbs/completed",

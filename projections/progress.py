@@ -10,11 +10,13 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.progress import Progress
+from domain.repositories import Repository
 from domain.submissions import Submission
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
 
 FOLLOWED = (
-    Progress.Opened, Progress.ProjectStarted, Progress.StepCompleted, Progress.StepUncompleted,
+    Repository.Linked, Progress.Opened, Progress.ProjectStarted, Progress.StepCompleted,
+    Progress.StepUncompleted,
     Progress.ProjectApproved, Submission.Drafted, Submission.Submitted,
     Submission.ReviewStarted, Submission.ChangesRequested,
 )
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS rm_progress (
     status text NOT NULL,
     completed_steps integer[] NOT NULL DEFAULT '{}',
     submission_id uuid,
+    repository_url text,
     started_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     approved_at timestamptz,
@@ -50,7 +53,7 @@ CREATE INDEX IF NOT EXISTS rm_progress_submission ON rm_progress (submission_id)
     def of(self, account_id: UUID) -> list[DictRow]:
         return self.fetch_all(
             "SELECT project, track, number, curriculum_version, status, completed_steps, "
-            "submission_id, started_at, updated_at, approved_at FROM rm_progress "
+            "submission_id, repository_url, started_at, updated_at, approved_at FROM rm_progress "
             "WHERE account_id = %s ORDER BY number", (account_id,))
 
 
@@ -64,6 +67,10 @@ class ProgressProjection(ReadModelProjection):
 
     def handlers(self) -> dict[type, Handler]:
         return {
+            Repository.Linked: lambda e: [_touch(
+                "UPDATE rm_progress SET repository_url = %s, updated_at = %s "
+                "WHERE account_id = %s AND project = %s",
+                e.url, e.timestamp, e.student_id, e.project)],
             Progress.Opened: self.opened,
             Progress.ProjectStarted: self.started,
             Progress.StepCompleted: lambda e: [_touch(

@@ -18,7 +18,7 @@ from projections.base import Handler, ReadModel, ReadModelProjection, Statement
 SUBMISSION_EVENTS = (
     Submission.Drafted, Submission.DeliverableSet, Submission.FileAttached,
     Submission.Submitted, Submission.ReviewStarted, Submission.Approved,
-    Submission.ChangesRequested,
+    Submission.ChangesRequested, Submission.PullRequestRecorded,
 )
 FOLLOWED = (
     Account.Registered, Account.ProfileUpdated, Student.Enrolled, Student.TrainerAssigned,
@@ -26,7 +26,8 @@ FOLLOWED = (
 )
 COLUMNS = (
     "s.id, s.student_id, p.name AS student_name, s.trainer_id, s.project, s.track, "
-    "s.curriculum_version, s.status, s.round, s.deliverables, s.feedback, s.rubric, "
+    "s.curriculum_version, s.status, s.round, s.deliverables, s.pull_requests, s.feedback, "
+    "s.rubric, "
     "s.reviewed_by, s.created_at, s.submitted_at, s.updated_at"
 )
 FROM = "rm_submissions s JOIN rm_submission_people p ON p.account_id = s.student_id"
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS rm_submissions (
     status text NOT NULL,
     round integer NOT NULL DEFAULT 0,
     deliverables jsonb NOT NULL DEFAULT '{}',
+    pull_requests jsonb NOT NULL DEFAULT '{}',
     feedback text,
     rubric jsonb,
     reviewed_by uuid,
@@ -178,6 +180,13 @@ class SubmissionsProjection(ReadModelProjection):
             detail = {"round": e.round, "note": e.note}
             yield _st("UPDATE rm_submissions SET status = 'submitted', round = %s, "
                       "submitted_at = %s, updated_at = %s WHERE id = %s", e.round, at, at, sid)
+        elif isinstance(e, Submission.PullRequestRecorded):
+            detail = {"number": e.number, "action": e.action, "url": e.url,
+                      "head_sha": e.head_sha}
+            yield _st("UPDATE rm_submissions SET pull_requests = pull_requests || %s, "
+                      "updated_at = %s WHERE id = %s",
+                      json.dumps({str(e.number): {"state": e.action, "url": e.url,
+                                                  "head_sha": e.head_sha}}), at, sid)
         elif isinstance(e, Submission.ReviewStarted):
             yield _st("UPDATE rm_submissions SET status = 'under_review', reviewed_by = %s, "
                       "updated_at = %s WHERE id = %s", e.actor_id, at, sid)
@@ -190,5 +199,5 @@ class SubmissionsProjection(ReadModelProjection):
         yield _st(
             "INSERT INTO rm_submission_history SELECT %s, %s, %s, %s, %s, "
             f"{status_sql}, %s ON CONFLICT DO NOTHING",
-            sid, e.originator_version, at, type(e).__name__, e.actor_id, sid,
+            sid, e.originator_version, at, type(e).__name__, getattr(e, "actor_id", None), sid,
             json.dumps(detail))

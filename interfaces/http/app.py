@@ -12,6 +12,7 @@ from interfaces.http.routers import (
     auth,
     curriculum,
     events,
+    github,
     health,
     payments,
     quizzes,
@@ -37,6 +38,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(curriculum.router)
     app.include_router(quizzes.router)
     app.include_router(payments.router)
+    app.include_router(github.router)
     app.include_router(audit.router)
     app.include_router(events.router)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,

@@ -89,6 +89,7 @@ class ProjectProgressOut(BaseModel):
     steps_total: int
     completed_steps: list[int]
     submission_id: UUID | None
+    repository_url: str | None
     started_at: datetime | None
     approved_at: datetime | None
 
@@ -142,6 +143,7 @@ class SubmissionOut(BaseModel):
     status: str
     round: int
     deliverables: dict[str, Any]
+    pull_requests: dict[str, Any] = {}
     feedback: str | None
     rubric: dict[str, int] | None
     reviewed_by: UUID | None
@@ -228,6 +230,7 @@ def _my_progress(c: Container, p: Principal) -> MyProgressOut:
             steps_total=len(pinned["steps"]),
             completed_steps=sorted(row["completed_steps"]) if row else [],
             submission_id=row["submission_id"] if row else None,
+            repository_url=row["repository_url"] if row else None,
             started_at=row["started_at"] if row else None,
             approved_at=row["approved_at"] if row else None,
         ))

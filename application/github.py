@@ -1,0 +1,121 @@
+"""GitHub: linking an account by OAuth, repositories from templates, pull-request events."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from application.accounts import Actor
+from application.eventstore import EventStore, retry_on_conflict
+from application.ports import CodeHost, StateSigner, TokenVault
+from domain.accounts import Account
+from domain.curriculum import Curriculum
+from domain.errors import Conflict
+from domain.ids import derived_id
+from domain.progress import Progress
+from domain.repositories import Repository
+from domain.submissions import REVIEWABLE, Submission
+
+# Who approves when a merge is configured to approve: the integration, not a person.
+GITHUB_ACTOR = derived_id("system", "github")
+PR_ACTIONS = {"opened": "opened", "reopened": "opened", "synchronize": "updated",
+              "edited": "updated", "closed": "closed"}
+
+
+class GitHubNotConfigured(Conflict):
+    code = "GITHUB_NOT_CONFIGURED"
+
+
+class GitHubCommands:
+    def __init__(self, store: EventStore, host: CodeHost | None, vault: TokenVault,
+                 states: StateSigner, client_id: str | None, oauth_base: str,
+                 redirect_uri: str) -> None:
+        self.store = store
+        self.host = host
+        self.vault = vault
+        self.states = states
+        self.client_id = client_id
+        self.oauth_base = oauth_base.rstrip("/")
+        self.redirect_uri = redirect_uri
+
+    def _host(self) -> CodeHost:
+        if self.host is None or not self.client_id:
+            raise GitHubNotConfigured("GitHub is not configured on this server")
+        return self.host
+
+    def authorize_url(self, actor: Actor) -> str:
+        self._host()
+        query = urlencode({"client_id": self.client_id, "redirect_uri": self.redirect_uri,
+                           "scope": "repo", "state": self.states.sign_state(actor.id)})
+        return f"{self.oauth_base}/login/oauth/authorize?{query}"
+
+    def complete_link(self, state: str, code: str) -> tuple[str, int]:
+        account_id = self.states.verify_state(state)
+        token, login = self._host().exchange_code(code, self.redirect_uri)
+        self.vault.store(account_id, login, token)
+
+        def command() -> int:
+            account = self.store.load(Account, account_id, "User")
+            account.link_github(login, actor_id=account_id)
+            return self.store.commit(account)
+
+        return login, retry_on_conflict(command)
+
+    def create_repository(self, event: Progress.ProjectStarted) -> int:
+        """For a started project: the student's repository from the project's template."""
+        progress = self.store.load(Progress, event.originator_id, "Progress")
+        account = self.store.load(Account, progress.account_id, "User")
+        token = self.vault.token(account.id)
+        if account.github_login is None or token is None or self.host is None:
+            return 0  # not linked: nothing to create
+        curriculum = self.store.load(Curriculum, Curriculum.ID, "Curriculum")
+        project = curriculum.content(event.curriculum_version).project(event.project)
+        if not project.github_template_repo:
+            return 0
+        repo = self.host.create_from_template(token, project.github_template_repo,
+                                              account.github_login, project.slug)
+        if self.store.find(Repository, Repository.id_for(repo.full_name)) is not None:
+            return 0
+        return self.store.commit(Repository(full_name=repo.full_name, url=repo.url,
+                                            student_id=account.id, project=project.slug,
+                                            track=progress.track))
+
+    def record_pull_request(self, delivery_id: str, action: str, payload: dict[str, Any]
+                            ) -> int:
+        """Note a pull request on the matching submission; unknown repositories are ignored."""
+        pull = payload.get("pull_request") or {}
+        full_name = str((payload.get("repository") or {}).get("full_name") or "")
+        if action not in PR_ACTIONS or not full_name:
+            return 0
+        kind = "merged" if action == "closed" and pull.get("merged") else PR_ACTIONS[action]
+
+        def command() -> int:
+            repo = self.store.find(Repository, Repository.id_for(full_name))
+            if repo is None:
+                return 0
+            progress = self.store.find(Progress, Progress.id_for(repo.student_id, repo.track))
+            if progress is None or not progress.is_started(repo.project):
+                return 0
+            submission = self.store.find(Submission, Submission.id_for(
+                repo.student_id, repo.project)) or Submission(
+                    student_id=repo.student_id, project=repo.project, track=progress.track,
+                    curriculum_version=progress.version_of(repo.project),
+                    actor_id=repo.student_id)
+            if not submission.record_pull_request(
+                    delivery_id, int(pull.get("number") or 0), kind,
+                    str(pull.get("html_url") or ""), str((pull.get("head") or {}).get("sha")
+                                                          or "")):
+                return 0
+            touched: list[Any] = [submission]
+            curriculum = self.store.load(Curriculum, Curriculum.ID, "Curriculum")
+            project = curriculum.content(submission.curriculum_version).project(repo.project)
+            if kind == "merged" and project.approve_on_merge and \
+                    submission.status in REVIEWABLE:
+                submission.approve("Approved on merge", {}, actor_id=GITHUB_ACTOR)
+                progress.approve(repo.project, submission.id, actor_id=GITHUB_ACTOR)
+                touched.append(progress)
+            return self.store.commit(*touched)
+
+        return retry_on_conflict(command)
+
+

@@ -1,0 +1,653 @@
+"""Load test over HTTP: the students' mix, a write burst and trainer reads, with baselines.
+
+    python -m bench.load [--users 1000] [--duration 60] [--think 1-3]
+
+Starts `apranova serve` in a subprocess on a fresh database (the machine's PostgreSQL and
+Redis on 127.0.0.1), seeds an admin, a trainer, published quizzes and N students, then
+runs, from one asyncio process: (1) N students logging in and taking quizzes with think
+time, (2) every student saving answers at once, (3) trainers reading their review queue
+and quiz statistics in a closed loop. Baselines in the same run: a bare FastAPI app doing
+one primary-key SELECT (same closed loop) and the bare eventsourcing save. Prints a table,
+the ratios and the targets; writes bench/results/load-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from pydantic import SecretStr
+
+from bench.commands import Thing, fresh_database, rate
+from domain.roles import Role
+from infrastructure.bootstrap import Container, build
+from infrastructure.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSWORD = "correct horse battery staple"
+RESULTS = Path(__file__).resolve().parent / "results"
+PROJECT = "dp-01-sql-foundations"
+LOGIN = "POST /api/auth/login/"
+ANSWER = "POST /api/quiz/attempts/{id}/answer/"
+SELECT_APP = '''
+import os
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=4, max_size=20,
+                      kwargs={"autocommit": True}, open=True)
+app = FastAPI()
+
+
+@app.get("/kv/{key}")
+def read(key: int) -> dict:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT id, v FROM bench_kv WHERE id = %s", (key,)).fetchone()
+    return {"id": row[0], "v": row[1]}
+'''
+
+
+class Stop(Exception):
+    """A virtual user's time is up."""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Window:
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+    loop_lag_p99_ms: float
+
+
+class LagProbe:
+    """Time from a command's response until the attempts read model has reached it."""
+
+    SQL = ("SELECT max(notification_id) FROM attempts_tracking "
+           "WHERE application_name = 'apranova'")
+
+    def __init__(self, database_url: str) -> None:
+        self.pending: list[tuple[int, float, str]] = []
+        self.lags: dict[str, list[float]] = defaultdict(list)
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(database_url,), daemon=True)
+        self.thread.start()
+
+    def add(self, position: int, at: float, label: str) -> None:
+        with self.lock:
+            heapq.heappush(self.pending, (position, at, label))
+
+    def _run(self, database_url: str) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            while not self.stopping.wait(0.005):
+                row = conn.execute(self.SQL).fetchone()
+                reached, now = int(row[0] or 0) if row else 0, time.perf_counter()
+                with self.lock:
+                    while self.pending and self.pending[0][0] <= reached:
+                        _, at, label = heapq.heappop(self.pending)
+                        self.lags[label].append(now - at)
+
+    def close(self, drain: float = 10.0) -> int:
+        """Stop after the pending probes resolve (or `drain` s); returns how many never did."""
+        deadline = time.monotonic() + drain
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.stopping.set()
+        self.thread.join()
+        return len(self.pending)
+
+
+@dataclass
+class Recorder:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter[str] = field(default_factory=Counter)
+    statuses: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    windows: dict[str, Window] = field(default_factory=dict)
+    probe: LagProbe | None = None
+
+    async def call(self, client: httpx.AsyncClient, label: str, method: str, url: str,
+                   ok: tuple[int, ...] = (200,), probe: bool = False, **kw: Any
+                   ) -> httpx.Response | None:
+        started = time.perf_counter()
+        try:
+            r: httpx.Response | None = await client.request(method, url, **kw)
+            outcome = str(r.status_code) if r is not None else "none"
+        except httpx.HTTPError as exc:
+            r, outcome = None, type(exc).__name__
+        ended = time.perf_counter()
+        self.latencies[label].append(ended - started)
+        self.statuses[label][outcome] += 1
+        if r is None or r.status_code not in ok:
+            self.errors[label] += 1
+            return None
+        if probe and self.probe is not None and "X-Position" in r.headers:
+            self.probe.add(int(r.headers["X-Position"]), ended, label)
+        return r
+
+    @asynccontextmanager
+    async def measuring(self, scenario: str, server_pid: int) -> AsyncIterator[None]:
+        """Wall time, client and server CPU, and this event loop's own lag over a scenario."""
+        lags: list[float] = []
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                await asyncio.sleep(0.05)
+                lags.append(time.perf_counter() - t - 0.05)
+
+        watcher = asyncio.create_task(watch())
+        t0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
+        try:
+            yield
+        finally:
+            stop.set()
+            await watcher
+            self.windows[scenario] = Window(
+                time.perf_counter() - t0, time.process_time() - cpu0,
+                cpu_seconds(server_pid) - srv0, percentile(lags, 0.99) * 1000)
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str], log: Path, ready_url: str
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=log.parent)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{argv[0]} did not become ready:\n{tail}")
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serve_env(settings: Settings) -> dict[str, str]:
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    return {"APRANOVA_DATABASE_URL": str(settings.database_url),
+            "APRANOVA_REDIS_URL": str(settings.redis_url), "APRANOVA_JWT_SECRET": secret,
+            "APRANOVA_REDIS_NAMESPACE": settings.redis_namespace,
+            "APRANOVA_LOGIN_MAX_PER_IP": str(settings.login_max_per_ip),
+            "APRANOVA_LOGIN_MAX_PER_ACCOUNT": str(settings.login_max_per_account),
+            "APRANOVA_POOL_SIZE": str(settings.pool_size),
+            "APRANOVA_DATA_DIR": str(settings.data_dir),
+            "APRANOVA_HEARTBEAT_FILE": str(settings.data_dir / "heartbeat")}
+
+
+def bare_save_rate(container: Container, events: int) -> dict[str, float]:
+    """Events/s of the bare eventsourcing save (bench.commands' baseline), 1 and 4 threads."""
+    store = container.store
+    things = [Thing() for _ in range(16)]
+    store.save(*things)
+
+    def bare_save(i: int) -> None:
+        thing: Thing = store.repository.get(things[i % len(things)].id)
+        thing.touch(i)
+        store.save(thing)
+
+    return {f"{t} threads": statistics.median(rate(bare_save, events, t) for _ in range(3))
+            for t in (1, 4)}
+
+
+# -- seeding -----------------------------------------------------------------------------------
+
+def bearer(body: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {body['access']}"}
+
+
+def expect(r: httpx.Response, *codes: int) -> dict[str, Any]:
+    if r.status_code not in codes:
+        raise RuntimeError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:300]}")
+    return dict(r.json()) if r.content else {}
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    return expect(await client.post("/api/auth/login/",
+                                          json={"email": email, "password": PASSWORD}), 200)
+
+
+async def make_quiz(client: httpx.AsyncClient, trainer: dict[str, str], n: int) -> str:
+    r = await client.post("/api/quiz/quizzes/generate/", headers=trainer, json={
+        "title": f"Bench quiz {n}", "prompt": "SQL joins, WHERE and GROUP BY",
+        "num_questions": 5, "track": "DP"})
+    quiz_id = (expect(r, 202))["id"]
+    at = {**trainer, "X-Position": r.headers["X-Position"]}
+    for _ in range(600):
+        quiz = (await client.get(f"/api/quiz/quizzes/{quiz_id}/", headers=at)).json()
+        if quiz.get("status") not in (None, "generating"):
+            break
+        await asyncio.sleep(0.05)
+    if quiz.get("status") != "draft":
+        raise RuntimeError(f"quiz generation: {quiz}")
+    expect(await client.put(f"/api/quiz/quizzes/{quiz_id}/", headers=trainer, json={
+        "settings": {"attempts_allowed": 20, "show_answers": "immediately"}}), 200)
+    expect(await client.post(f"/api/quiz/quizzes/{quiz_id}/publish/", headers=trainer),
+                 200)
+    return str(quiz_id)
+
+
+async def submit_project(client: httpx.AsyncClient, admin: dict[str, str], trainer_id: str,
+                         email: str) -> None:
+    """Puts one submission in the trainer's review queue."""
+    me = await login(client, email)
+    expect(await client.post("/api/users/assign-trainer/", headers=admin, json={
+        "student_id": me["user"]["id"], "trainer_id": trainer_id}), 200, 202)
+    expect(await client.post("/api/curriculum/progress/", headers=bearer(me), json={
+        "project_id": PROJECT, "action": "start"}), 200, 202)
+    expect(await client.post("/api/curriculum/submissions/", headers=bearer(me), json={
+        "project_id": PROJECT, "submit": True, "deliverables": {
+            "repository": "https://github.com/bench/sql-foundations",
+            "findings_summary": "Revenue peaks in December; repeat customers drive it."}}),
+        201, 202)
+
+
+async def seed(client: httpx.AsyncClient, container: Container, users: int, quizzes: int
+               ) -> dict[str, Any]:
+    started = time.perf_counter()
+    admin_email, trainer_email = f"admin-{uuid.uuid4().hex[:8]}@example.com", \
+        f"trainer-{uuid.uuid4().hex[:8]}@example.com"
+    container.accounts.create_administrator(admin_email, "Bench Admin", PASSWORD, Role.ADMIN)
+    admin = bearer(await login(client, admin_email))
+    expect(await client.post("/api/users/", headers=admin, json={
+        "email": trainer_email, "password": PASSWORD, "name": "Bench Trainer",
+        "role": "trainer"}), 201, 202)
+    trainer_login = await login(client, trainer_email)
+    trainer = bearer(trainer_login)
+    quiz_ids = list(await asyncio.gather(*(make_quiz(client, trainer, n)
+                                           for n in range(quizzes))))
+    emails = [f"s{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(users)]
+    gate = asyncio.Semaphore(8)
+
+    async def register(i: int, email: str) -> None:
+        async with gate:
+            expect(await client.post("/api/auth/register/", json={
+                "email": email, "password": PASSWORD, "name": f"Student {i}", "track": "DP"}),
+                201)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(register(i, e) for i, e in enumerate(emails)))
+    registering = time.perf_counter() - t
+    for email in emails[:20]:
+        await submit_project(client, admin, trainer_login["user"]["id"], email)
+    return {"trainer": trainer, "quiz_ids": quiz_ids, "emails": emails,
+            "seconds": time.perf_counter() - started, "register_seconds": registering,
+            "register_per_second": users / registering}
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+@dataclass
+class Student:
+    client: httpx.AsyncClient
+    rec: Recorder
+    deadline: float
+    think: tuple[float, float]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def call(self, endpoint: str, method: str, url: str, ok: tuple[int, ...] = (200,),
+                   probe: bool = False, **kw: Any) -> httpx.Response | None:
+        if time.perf_counter() >= self.deadline:
+            raise Stop
+        r = await self.rec.call(self.client, f"mix|{endpoint}", method, url, ok, probe,
+                                headers=self.headers, **kw)
+        await asyncio.sleep(random.uniform(*self.think))
+        return r
+
+    async def run(self, email: str, quiz_ids: list[str], tokens: dict[str, dict[str, str]]
+                  ) -> None:
+        r = await self.call(LOGIN, "POST", "/api/auth/login/",
+                            json={"email": email, "password": PASSWORD})
+        if r is None:
+            return
+        self.headers = tokens[email] = bearer(r.json())
+        while True:
+            for _ in range(3):
+                await self.call("GET /api/quiz/quizzes/", "GET", "/api/quiz/quizzes/")
+            quiz = random.choice(quiz_ids)
+            await self.call("GET /api/quiz/quizzes/{id}/", "GET", f"/api/quiz/quizzes/{quiz}/")
+            r = await self.call("POST /api/quiz/quizzes/{id}/start/", "POST",
+                                f"/api/quiz/quizzes/{quiz}/start/", ok=(200, 201), probe=True)
+            if r is None:
+                continue
+            attempt = r.json()
+            for q in attempt["questions"]:
+                await self.call(ANSWER, "POST", f"/api/quiz/attempts/{attempt['id']}/answer/",
+                                probe=True, json={"question_id": q["id"], "option_ids": [
+                                    random.choice(q["options"])["id"]]})
+            await self.call("POST /api/quiz/attempts/{id}/submit/", "POST",
+                            f"/api/quiz/attempts/{attempt['id']}/submit/", probe=True)
+            await self.call("GET /api/quiz/attempts/{id}/", "GET",
+                            f"/api/quiz/attempts/{attempt['id']}/")
+            await self.call("GET /api/curriculum/progress/me/", "GET",
+                            "/api/curriculum/progress/me/")
+
+
+async def mix(client: httpx.AsyncClient, rec: Recorder, data: dict[str, Any],
+              args: argparse.Namespace, tokens: dict[str, dict[str, str]]) -> None:
+    t0 = time.perf_counter()
+    deadline = t0 + args.duration
+
+    async def one(i: int, email: str) -> None:
+        await asyncio.sleep(i * args.ramp / len(data["emails"]))
+        try:
+            await Student(client, rec, deadline, args.think).run(email, data["quiz_ids"],
+                                                                 tokens)
+        except Stop:
+            pass
+        except Exception as exc:  # a user that crashes is reported, not fatal to the run
+            rec.statuses["mix|(user crashed)"][repr(exc)[:80]] += 1
+
+    await asyncio.wait_for(asyncio.gather(*(one(i, e) for i, e in enumerate(data["emails"]))),
+                           timeout=args.duration + 180)
+
+
+async def burst(client: httpx.AsyncClient, rec: Recorder, server_pid: int,
+                data: dict[str, Any], tokens: dict[str, dict[str, str]], window: float,
+                database_url: str) -> int:
+    """Every student saves answers with no pause; returns the events the log grew by."""
+    gate, quiz = asyncio.Semaphore(32), data["quiz_ids"][0]
+
+    async def prepare(email: str) -> tuple[dict[str, str], dict[str, Any]]:
+        async with gate:
+            headers = tokens.get(email) or bearer(await login(client, email))
+            r = await client.post(f"/api/quiz/quizzes/{quiz}/start/", headers=headers)
+            return headers, expect(r, 200, 201)
+
+    ready = await asyncio.gather(*(prepare(e) for e in data["emails"]))
+    deadline = 0.0
+
+    async def saver(headers: dict[str, str], attempt: dict[str, Any]) -> None:
+        questions, n = attempt["questions"], 0
+        while time.perf_counter() < deadline:
+            q = questions[n % len(questions)]
+            # A different option each time round, so every save is a real change (an event).
+            option = q["options"][(n // len(questions)) % len(q["options"])]["id"]
+            await rec.call(client, f"burst|{ANSWER}", "POST",
+                           f"/api/quiz/attempts/{attempt['id']}/answer/", probe=True,
+                           headers=headers, json={"question_id": q["id"], "option_ids": [option]})
+            n += 1
+
+    before = log_position(database_url)
+    async with rec.measuring("burst", server_pid):
+        deadline = time.perf_counter() + window
+        await asyncio.gather(*(saver(h, a) for h, a in ready))
+    return log_position(database_url) - before
+
+
+def log_position(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM apranova_events").fetchone()
+        return int(row[0] or 0) if row else 0
+
+
+async def closed_loop(client: httpx.AsyncClient, rec: Recorder, scenario: str, endpoint: str,
+                      urls: list[str], headers: dict[str, str], concurrency: int,
+                      window: float, server_pid: int) -> None:
+    async def worker(deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            await rec.call(client, f"{scenario}|{endpoint}", "GET", random.choice(urls),
+                           headers=headers)
+
+    async with rec.measuring(scenario, server_pid):
+        deadline = time.perf_counter() + window
+        await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
+
+
+# -- report ------------------------------------------------------------------------------------
+
+def row(rec: Recorder, name: str, labels: list[str], seconds: float) -> dict[str, Any]:
+    lat = [x for label in labels for x in rec.latencies[label]]
+    errors = sum(rec.errors[label] for label in labels)
+    return {"name": name, "requests": len(lat), "rps": len(lat) / seconds if seconds else 0.0,
+            "p50_ms": percentile(lat, 0.50) * 1000, "p95_ms": percentile(lat, 0.95) * 1000,
+            "p99_ms": percentile(lat, 0.99) * 1000, "errors": errors,
+            "error_rate": errors / len(lat) if lat else 0.0}
+
+
+def table(rec: Recorder) -> list[dict[str, Any]]:
+    rows = []
+    for scenario, window in rec.windows.items():
+        labels = [label for label in rec.latencies if label.startswith(f"{scenario}|")]
+        rows += [row(rec, label, [label], window.seconds) for label in labels]
+        if len(labels) > 1:
+            rows.append(row(rec, f"{scenario}|(all)", labels, window.seconds))
+            rest = [label for label in labels if not label.endswith(LOGIN)]
+            if len(rest) < len(labels):
+                rows.append(row(rec, f"{scenario}|(all but login)", rest, window.seconds))
+    return rows
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print(f"\nseeding: {result['seed']['seconds']:.1f} s; registering {result['users']} students"
+          f" {result['seed']['register_seconds']:.1f} s "
+          f"({result['seed']['register_per_second']:.1f}/s, argon2id)")
+    print(f"\n{'scenario|endpoint':<52}{'requests':>9}{'rps':>9}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'p99 ms':>9}{'errors':>8}")
+    for r in result["rows"]:
+        print(f"{r['name']:<52}{r['requests']:>9}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
+              f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['error_rate']:>7.1%}")
+    for name, w in result["windows"].items():
+        print(f"{name}: {w['seconds']:.1f} s wall, client CPU {w['client_cpu']:.1f} s, "
+              f"server CPU {w['server_cpu']:.1f} s, client loop lag p99 "
+              f"{w['loop_lag_p99_ms']:.0f} ms")
+    for label, s in result["statuses"].items():
+        odd = {k: v for k, v in s.items() if k not in ("200", "201")}
+        if odd:
+            print(f"non-2xx or failed {label}: {odd}")
+    print("\nprojection lag (attempts read model, from command response):")
+    for label, lag in result["lag"].items():
+        print(f"  {label:<50} n={lag['n']:<6} p50 {lag['p50_ms']:.1f} ms  "
+              f"p99 {lag['p99_ms']:.1f} ms")
+    print(f"  unresolved probes: {result['lag_unresolved']}")
+    print("\nratios:")
+    for name, value in result["ratios"].items():
+        print(f"  {name:<58} {value:.3f}")
+    print("\ntargets:")
+    for name, (met, detail) in result["targets"].items():
+        print(f"  {'met   ' if met else 'MISSED'} {name} ({detail})")
+
+
+def lag_summary(probe: LagProbe) -> dict[str, dict[str, float]]:
+    out = {}
+    for scenario in ("mix", "burst"):
+        everything = [x for k, v in probe.lags.items() if k.startswith(scenario) for x in v]
+        groups = {f"{scenario}|(all commands)": everything,
+                  **{k: v for k, v in probe.lags.items() if k.startswith(scenario)}}
+        out.update({k: {"n": len(v), "p50_ms": percentile(v, 0.5) * 1000,
+                        "p99_ms": percentile(v, 0.99) * 1000} for k, v in groups.items()})
+    return out
+
+
+def judge(result: dict[str, Any]) -> None:
+    rows = {r["name"]: r for r in result["rows"]}
+    baseline_rps = rows["select|GET /kv/{id}"]["rps"]
+    bare = max(result["bare_save_events_per_second"].values())
+    saves = rows[f"burst|{ANSWER}"]["rps"] * (1 - rows[f"burst|{ANSWER}"]["error_rate"])
+    ratios = {"review queue rps / SELECT baseline rps":
+              rows["queue|GET /api/curriculum/review-queue/"]["rps"] / baseline_rps,
+              "statistics rps / SELECT baseline rps":
+              rows["stats|GET /api/quiz/quizzes/{id}/statistics/"]["rps"] / baseline_rps,
+              "answer saves/s (burst, 2xx only) / bare save events/s": saves / bare,
+              "events written in burst per s / bare save events/s":
+              result["burst_events"] / result["windows"]["burst"]["seconds"] / bare}
+    mixed, lag = rows["mix|(all)"], result["lag"]["mix|(all commands)"]
+    reads = min(ratios["review queue rps / SELECT baseline rps"],
+                ratios["statistics rps / SELECT baseline rps"])
+    result["ratios"] = ratios
+    result["targets"] = {
+        "1,000-user mix p95 < 200 ms with zero errors": (
+            result["users"] >= 1000 and mixed["p95_ms"] < 200 and mixed["errors"] == 0,
+            f"{result['users']} users, p95 {mixed['p95_ms']:.0f} ms, {mixed['errors']} errors"),
+        "read endpoints >= 0.7x SELECT baseline": (reads >= 0.7, f"worst {reads:.2f}x"),
+        "auto-save >= 0.7x bare save": (
+            ratios["answer saves/s (burst, 2xx only) / bare save events/s"] >= 0.7,
+            f"{saves:.0f}/s vs {bare:.0f}/s"),
+        "projection lag p99 < 250 ms": (lag["p99_ms"] < 250, f"p99 {lag['p99_ms']:.0f} ms")}
+
+
+# -- main --------------------------------------------------------------------------------------
+
+async def scenarios(args: argparse.Namespace, container: Container, url: str,
+                    api: subprocess.Popen[bytes], select: subprocess.Popen[bytes],
+                    result: dict[str, Any]) -> Recorder:
+    limits = httpx.Limits(max_connections=args.connections,
+                          max_keepalive_connections=args.connections)
+    timeout = httpx.Timeout(30.0)
+    async with httpx.AsyncClient(base_url=result["api_url"], limits=limits,
+                                 timeout=timeout) as client, \
+            httpx.AsyncClient(base_url=result["select_url"], limits=limits,
+                              timeout=timeout) as base:
+        data = await seed(client, container, args.users, args.quizzes)
+        result["seed"] = {k: data[k] for k in ("seconds", "register_seconds",
+                                                "register_per_second")}
+        print(f"seeded in {data['seconds']:.1f} s; running the mix", flush=True)
+        rec, tokens = Recorder(probe=LagProbe(url)), dict[str, dict[str, str]]()
+        async with rec.measuring("mix", api.pid):
+            await mix(client, rec, data, args, tokens)
+        print("write burst", flush=True)
+        result["burst_events"] = await burst(client, rec, api.pid, data, tokens, args.burst,
+                                             url)
+        result["lag_unresolved"] = rec.probe.close() if rec.probe else 0
+        print("closed-loop reads", flush=True)
+        stats = [f"/api/quiz/quizzes/{q}/statistics/" for q in data["quiz_ids"]]
+        kv = [f"/kv/{i}" for i in range(1, 101)]
+        for scenario, endpoint, urls, headers, proc, via in (
+                ("queue", "GET /api/curriculum/review-queue/", ["/api/curriculum/review-queue/"],
+                 data["trainer"], api, client),
+                ("stats", "GET /api/quiz/quizzes/{id}/statistics/", stats, data["trainer"],
+                 api, client),
+                ("select", "GET /kv/{id}", kv, {}, select, base)):
+            await closed_loop(via, rec, scenario, endpoint, urls, headers, args.readers,
+                              args.window, proc.pid)
+        return rec
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"users": args.users, "args": dict(vars(args)),
+                              "started": datetime.now(UTC).isoformat()}
+    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=url, redis_url=REDIS_URL,
+                            jwt_secret=SecretStr("bench-" + "x" * 40),
+                            redis_namespace=f"apranova-load-{uuid.uuid4().hex[:8]}",
+                            data_dir=Path(tmp), login_max_per_ip=10**9,
+                            login_max_per_account=10**6, pool_size=20)
+        container = build(settings)
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE bench_kv (id int PRIMARY KEY, v text)")
+                conn.execute("INSERT INTO bench_kv SELECT i, md5(i::text) "
+                             "FROM generate_series(1, 100) i")
+            print("bare save baseline", flush=True)
+            result["bare_save_events_per_second"] = bare_save_rate(container, 400)
+            (Path(tmp) / "bench_select_app.py").write_text(SELECT_APP)
+            api_port, select_port = free_port(), free_port()
+            result["api_url"] = f"http://127.0.0.1:{api_port}"
+            result["select_url"] = f"http://127.0.0.1:{select_port}"
+            apranova = str(Path(sys.executable).parent / "apranova")
+            with process([apranova, "serve", "--port", str(api_port)], serve_env(settings),
+                         Path(tmp) / "api.log", f"{result['api_url']}/readyz") as api, \
+                    process([sys.executable, "-m", "uvicorn", "bench_select_app:app",
+                             "--app-dir", tmp, "--port", str(select_port), "--log-level",
+                             "warning", "--no-access-log"], {"BENCH_DATABASE_URL": url},
+                            Path(tmp) / "select.log", f"{result['select_url']}/kv/1") as select:
+                rec = asyncio.run(scenarios(args, container, url, api, select, result))
+            log = (Path(tmp) / "api.log").read_text(errors="replace").splitlines()
+            result["server_log_problems"] = [line for line in log
+                                             if "ERROR" in line or "Traceback" in line]
+        finally:
+            for key in container.redis.scan_iter(match=f"{settings.redis_namespace}*"):
+                container.redis.delete(key)
+            container.close()
+    result["rows"] = table(rec)
+    result["windows"] = {k: asdict(w) for k, w in rec.windows.items()}
+    result["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
+    result["lag"] = lag_summary(rec.probe) if rec.probe else {}
+    judge(result)
+    return result
+
+
+def think_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    return float(low), float(high or low)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=60, help="mix length, s")
+    parser.add_argument("--think", type=think_range, default=(1.0, 3.0), help="e.g. 1-3 (s)")
+    parser.add_argument("--ramp", type=float, default=10, help="users start over this, s")
+    parser.add_argument("--quizzes", type=int, default=3)
+    parser.add_argument("--burst", type=float, default=10, help="write burst length, s")
+    parser.add_argument("--readers", type=int, default=16, help="closed-loop concurrency")
+    parser.add_argument("--window", type=float, default=10, help="each closed loop, s")
+    parser.add_argument("--connections", type=int, default=0, help="0: one per user")
+    args = parser.parse_args()
+    args.connections = args.connections or max(args.users, args.readers)
+    result = run(args)
+    print_report(result)
+    problems = result["server_log_problems"]
+    print(f"\nserver log: {len(problems)} ERROR/Traceback lines", *problems[:5], sep="\n  ")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

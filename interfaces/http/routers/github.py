@@ -1,0 +1,68 @@
+"""GitHub: linking an account (OAuth) and the pull-request webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from infrastructure.github import github_signature_valid
+from interfaces.http.dependencies import ContainerDep, PrincipalDep
+from interfaces.http.errors import error_response
+
+router = APIRouter(tags=["github"])
+
+
+class ConnectOut(BaseModel):
+    authorize_url: str
+
+
+class LinkedOut(BaseModel):
+    github_username: str
+
+
+@router.get("/api/users/github/connect/", response_model=ConnectOut)
+def connect(p: PrincipalDep, c: ContainerDep) -> ConnectOut:
+    """Where to send the user to grant access; the `state` in it is signed and expires."""
+    return ConnectOut(authorize_url=c.github.authorize_url(p.actor))
+
+
+@router.get("/api/users/github/callback/", response_model=LinkedOut)
+def callback(c: ContainerDep, code: Annotated[str, Query(min_length=1, max_length=200)],
+             state: Annotated[str, Query(min_length=1, max_length=2000)]) -> JSONResponse:
+    login, position = c.github.complete_link(state, code)
+    return JSONResponse({"github_username": login}, headers={"X-Position": str(position)})
+
+
+@router.post("/api/github/webhook/")
+async def webhook(
+    request: Request, c: ContainerDep,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+    x_github_event: Annotated[str | None, Header(max_length=100)] = None,
+    x_github_delivery: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Pull-request events: signature checked on the raw body, deliveries deduplicated."""
+    secret = c.settings.github_webhook_secret
+    if secret is None:
+        return error_response(503, "GITHUB_NOT_CONFIGURED", "No webhook secret configured")
+    body = await request.body()
+    if not github_signature_valid(body, x_hub_signature_256, secret.get_secret_value()):
+        return error_response(401, "WEBHOOK_SIGNATURE_INVALID", "Bad X-Hub-Signature-256")
+    if not x_github_delivery or not x_github_event:
+        return error_response(400, "MALFORMED_WEBHOOK", "Missing GitHub delivery headers")
+    try:
+        payload = json.loads(body)
+        action = str(payload.get("action", ""))
+    except (ValueError, AttributeError):
+        return error_response(400, "MALFORMED_WEBHOOK", "The body is not a JSON object")
+    if await run_in_threadpool(c.webhooks.handled, "github", x_github_delivery):
+        return JSONResponse({"received": True, "duplicate": True})
+    if x_github_event == "pull_request":
+        await run_in_threadpool(c.github.record_pull_request, x_github_delivery, action,
+                                payload)
+    await run_in_threadpool(c.webhooks.mark, "github", x_github_delivery, x_github_event)
+    return JSONResponse({"received": True})
