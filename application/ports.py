@@ -204,3 +204,37 @@ class StateSigner(Protocol):
     def sign_state(self, account_id: UUID) -> str: ...
 
     def verify_state(self, state: str) -> UUID: ...
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    name: str
+    image: str
+    volume: str
+    password: str
+    labels: dict[str, str]
+    container_port: int
+
+
+@dataclass(frozen=True)
+class RunningContainer:
+    container_id: str
+    host_port: int
+
+
+class WorkspaceRuntime(Protocol):
+    def ensure_running(self, spec: WorkspaceSpec) -> RunningContainer:
+        """Start the named container (creating it if needed); never a second one."""
+        ...
+
+    def wait_ready(self, host_port: int, timeout: float) -> bool: ...
+
+    def stop(self, name: str) -> None: ...
+
+    def state(self, name: str) -> str | None:
+        """The engine's state of the container ('running', 'exited', ...) or None."""
+        ...
+
+    def managed(self) -> dict[str, str]:
+        """Names and states of every workspace container the engine has."""
+        ...

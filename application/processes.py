@@ -27,6 +27,7 @@ from application.ports import (
     QuizRequest,
 )
 from application.quizzes import QuizCommands
+from application.workspaces import WorkspaceCommands
 from domain.accounts import Account
 from domain.payments import Payment
 from domain.progress import Progress
@@ -34,6 +35,7 @@ from domain.quizzes import Quiz
 from domain.roles import Track
 from domain.students import Student
 from domain.submissions import Submission
+from domain.workspaces import Workspace
 
 TRACK_NAMES = {
     Track.DATA_PROFESSIONAL: "Data Professional",
@@ -241,3 +243,16 @@ class GitHubPolicies:
     def policies(self) -> list[Policy]:
         return [Policy("repository_from_template", (Progress.ProjectStarted,),
                        self.github.create_repository)]
+
+
+class WorkspacePolicies:
+    def __init__(self, workspaces: WorkspaceCommands) -> None:
+        self.workspaces = workspaces
+
+    def policies(self) -> list[Policy]:
+        return [
+            Policy("workspace_provision", (Workspace.LaunchRequested,),
+                   lambda e: self.workspaces.provision(e.originator_id)),
+            Policy("workspace_stop", (Workspace.StopRequested,),
+                   lambda e: self.workspaces.halt(e.originator_id)),
+        ]

@@ -55,7 +55,7 @@ import os
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=4, max_size=20,
+pool = ConnectionPool(os.environ["BENCH_DATABASE_URL"], min_size=1, max_size=20,
                       kwargs={"autocommit": True}, open=True)
 app = FastAPI()
 
@@ -84,6 +84,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,6 +102,7 @@ class Window:
     seconds: float
     client_cpu: float
     server_cpu: float
+    machine_busy: float  # fraction of all cores busy: client, server, PostgreSQL, the rest
     loop_lag_p99_ms: float
 
 
@@ -109,6 +117,7 @@ class LagProbe:
         self.lags: dict[str, list[float]] = defaultdict(list)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.reconnects = 0
         self.thread = threading.Thread(target=self._run, args=(database_url,), daemon=True)
         self.thread.start()
 
@@ -117,14 +126,22 @@ class LagProbe:
             heapq.heappush(self.pending, (position, at, label))
 
     def _run(self, database_url: str) -> None:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            while not self.stopping.wait(0.005):
-                row = conn.execute(self.SQL).fetchone()
-                reached, now = int(row[0] or 0) if row else 0, time.perf_counter()
-                with self.lock:
-                    while self.pending and self.pending[0][0] <= reached:
-                        _, at, label = heapq.heappop(self.pending)
-                        self.lags[label].append(now - at)
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(database_url, autocommit=True) as conn:
+                    while not self.stopping.wait(0.005):
+                        self._tick(conn)
+            except psycopg.OperationalError:  # e.g. the database is out of connections
+                self.reconnects += 1
+                self.stopping.wait(0.1)
+
+    def _tick(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(self.SQL).fetchone()
+        reached, now = int(row[0] or 0) if row else 0, time.perf_counter()
+        with self.lock:
+            while self.pending and self.pending[0][0] <= reached:
+                _, at, label = heapq.heappop(self.pending)
+                self.lags[label].append(now - at)
 
     def close(self, drain: float = 10.0) -> int:
         """Stop after the pending probes resolve (or `drain` s); returns how many never did."""
@@ -177,14 +194,17 @@ class Recorder:
 
         watcher = asyncio.create_task(watch())
         t0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
+        busy0, total0 = machine_cpu()
         try:
             yield
         finally:
             stop.set()
             await watcher
+            busy, total = machine_cpu()
             self.windows[scenario] = Window(
                 time.perf_counter() - t0, time.process_time() - cpu0,
-                cpu_seconds(server_pid) - srv0, percentile(lags, 0.99) * 1000)
+                cpu_seconds(server_pid) - srv0, (busy - busy0) / max(total - total0, 1e-9),
+                percentile(lags, 0.99) * 1000)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -252,7 +272,8 @@ def bearer(body: dict[str, Any]) -> dict[str, str]:
 
 def expect(r: httpx.Response, *codes: int) -> dict[str, Any]:
     if r.status_code not in codes:
-        raise RuntimeError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:300]}")
+        raise RuntimeError(f"{r.status_code} {r.request.method} {r.request.url.path}: "
+                           f"{r.text[:300]}")
     return dict(r.json()) if r.content else {}
 
 
@@ -398,17 +419,21 @@ async def mix(client: httpx.AsyncClient, rec: Recorder, data: dict[str, Any],
 
 async def burst(client: httpx.AsyncClient, rec: Recorder, server_pid: int,
                 data: dict[str, Any], tokens: dict[str, dict[str, str]], window: float,
-                database_url: str) -> int:
+                meta: psycopg.AsyncConnection[Any]) -> int:
     """Every student saves answers with no pause; returns the events the log grew by."""
     gate, quiz = asyncio.Semaphore(32), data["quiz_ids"][0]
 
-    async def prepare(email: str) -> tuple[dict[str, str], dict[str, Any]]:
+    async def prepare(email: str) -> tuple[dict[str, str], dict[str, Any]] | None:
         async with gate:
-            headers = tokens.get(email) or bearer(await login(client, email))
-            r = await client.post(f"/api/quiz/quizzes/{quiz}/start/", headers=headers)
-            return headers, expect(r, 200, 201)
+            try:
+                headers = tokens.get(email) or bearer(await login(client, email))
+                r = await client.post(f"/api/quiz/quizzes/{quiz}/start/", headers=headers)
+                return headers, expect(r, 200, 201)
+            except (RuntimeError, httpx.HTTPError) as exc:
+                rec.statuses["burst|(not prepared)"][repr(exc)[:160]] += 1
+                return None
 
-    ready = await asyncio.gather(*(prepare(e) for e in data["emails"]))
+    ready = [x for x in await asyncio.gather(*(prepare(e) for e in data["emails"])) if x]
     deadline = 0.0
 
     async def saver(headers: dict[str, str], attempt: dict[str, Any]) -> None:
@@ -422,17 +447,17 @@ async def burst(client: httpx.AsyncClient, rec: Recorder, server_pid: int,
                            headers=headers, json={"question_id": q["id"], "option_ids": [option]})
             n += 1
 
-    before = log_position(database_url)
+    before = await log_position(meta)
     async with rec.measuring("burst", server_pid):
         deadline = time.perf_counter() + window
         await asyncio.gather(*(saver(h, a) for h, a in ready))
-    return log_position(database_url) - before
+    return await log_position(meta) - before
 
 
-def log_position(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM apranova_events").fetchone()
-        return int(row[0] or 0) if row else 0
+async def log_position(conn: psycopg.AsyncConnection[Any]) -> int:
+    cursor = await conn.execute("SELECT max(notification_id) FROM apranova_events")
+    row = await cursor.fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 async def closed_loop(client: httpx.AsyncClient, rec: Recorder, scenario: str, endpoint: str,
@@ -482,9 +507,12 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"{r['name']:<52}{r['requests']:>9}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
               f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['error_rate']:>7.1%}")
     for name, w in result["windows"].items():
-        print(f"{name}: {w['seconds']:.1f} s wall, client CPU {w['client_cpu']:.1f} s, "
-              f"server CPU {w['server_cpu']:.1f} s, client loop lag p99 "
-              f"{w['loop_lag_p99_ms']:.0f} ms")
+        print(f"{name}: {w['seconds']:.1f} s wall, machine CPU {w['machine_busy']:.0%} busy, "
+              f"client CPU {w['client_cpu']:.1f} s, server CPU {w['server_cpu']:.1f} s, "
+              "client loop lag p99 "
+              f"{w['loop_lag_p99_ms']:.0f} ms"
+              + (" -- load generator CPU-bound: rps here is a lower bound"
+                 if w["client_cpu"] > 0.85 * w["seconds"] else ""))
     for label, s in result["statuses"].items():
         odd = {k: v for k, v in s.items() if k not in ("200", "201")}
         if odd:
@@ -493,7 +521,8 @@ def print_report(result: dict[str, Any]) -> None:
     for label, lag in result["lag"].items():
         print(f"  {label:<50} n={lag['n']:<6} p50 {lag['p50_ms']:.1f} ms  "
               f"p99 {lag['p99_ms']:.1f} ms")
-    print(f"  unresolved probes: {result['lag_unresolved']}")
+    print(f"  unresolved probes: {result['lag_unresolved']}, "
+          f"probe reconnects: {result['lag_reconnects']}")
     print("\nratios:")
     for name, value in result["ratios"].items():
         print(f"  {name:<58} {value:.3f}")
@@ -545,13 +574,16 @@ def judge(result: dict[str, Any]) -> None:
 async def scenarios(args: argparse.Namespace, container: Container, url: str,
                     api: subprocess.Popen[bytes], select: subprocess.Popen[bytes],
                     result: dict[str, Any]) -> Recorder:
+    # Idle connections expire well before uvicorn's 5 s keep-alive, so that the client never
+    # reuses one the server is closing (a ReadError that would say nothing about the app).
     limits = httpx.Limits(max_connections=args.connections,
-                          max_keepalive_connections=args.connections)
+                          max_keepalive_connections=args.connections, keepalive_expiry=2.5)
     timeout = httpx.Timeout(30.0)
     async with httpx.AsyncClient(base_url=result["api_url"], limits=limits,
                                  timeout=timeout) as client, \
             httpx.AsyncClient(base_url=result["select_url"], limits=limits,
-                              timeout=timeout) as base:
+                              timeout=timeout) as base, \
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as meta:
         data = await seed(client, container, args.users, args.quizzes)
         result["seed"] = {k: data[k] for k in ("seconds", "register_seconds",
                                                 "register_per_second")}
@@ -561,8 +593,9 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
             await mix(client, rec, data, args, tokens)
         print("write burst", flush=True)
         result["burst_events"] = await burst(client, rec, api.pid, data, tokens, args.burst,
-                                             url)
+                                             meta)
         result["lag_unresolved"] = rec.probe.close() if rec.probe else 0
+        result["lag_reconnects"] = rec.probe.reconnects if rec.probe else 0
         print("closed-loop reads", flush=True)
         stats = [f"/api/quiz/quizzes/{q}/statistics/" for q in data["quiz_ids"]]
         kv = [f"/kv/{i}" for i in range(1, 101)]

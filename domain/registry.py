@@ -13,6 +13,7 @@ from domain.repositories import Repository
 from domain.students import Student
 from domain.submissions import Submission
 from domain.trainers import TrainerCapacity
+from domain.workspaces import Workspace
 
 AGGREGATES: dict[str, type[Aggregate]] = {
     "account": Account,
@@ -26,6 +27,7 @@ AGGREGATES: dict[str, type[Aggregate]] = {
     "attempt": Attempt,
     "payment": Payment,
     "repository": Repository,
+    "workspace": Workspace,
 }
 NAMES: dict[type[Aggregate], str] = {cls: name for name, cls in AGGREGATES.items()}
 

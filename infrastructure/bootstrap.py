@@ -9,7 +9,7 @@ import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +38,24 @@ from application.processes import (
     Policy,
     QuizPolicies,
     SubmissionPolicies,
+    WorkspacePolicies,
 )
 from application.quizzes import QuizCommands
-from infrastructure import authstore, github, messaging, webhooks
+from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolicy
+from infrastructure import authstore, github, messaging, vault, webhooks
 from infrastructure.chat import LogNotifier, SlackWebhook
+from infrastructure.docker_runtime import DockerRuntime, Hardening
 from infrastructure.embedded import start_embedded
 from infrastructure.files import LocalFileStore
 from infrastructure.gemini import GeminiGenerator
 from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
-from infrastructure.persistence import eventsourcing_env
+from infrastructure.persistence import (
+    MAX_IDLE_SECONDS,
+    eventsourcing_env,
+    return_idle_connections,
+)
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import Settings
@@ -70,6 +77,7 @@ from projections.quizzes import (
 from projections.runner import ProjectionsRunner
 from projections.submissions import SubmissionsProjection, SubmissionsView
 from projections.users import UsersProjection, UsersView
+from projections.workspaces import WorkspacesProjection, WorkspacesView
 
 log = logging.getLogger("apranova")
 
@@ -77,6 +85,7 @@ SCHEMA_LOCK = 0x41505241  # an arbitrary constant shared by every ApraNova proce
 PROJECTIONS: tuple[type[ReadModelProjection], ...] = (
     UsersProjection, CatalogProjection, ProgressProjection, SubmissionsProjection,
     QuizzesProjection, StudentQuizzesProjection, AttemptsProjection, PaymentsProjection,
+    WorkspacesProjection,
 )
 
 
@@ -96,6 +105,22 @@ def _secret(configured: SecretStr | None, data_dir: Path, name: str) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def _runtime(settings: Settings) -> DockerRuntime:
+    return DockerRuntime(settings.docker_host, settings.workspace_network_mode, Hardening(
+        user=settings.workspace_user, memory=settings.workspace_memory,
+        nano_cpus=int(settings.workspace_cpus * 1e9), pids=settings.workspace_pids,
+        read_only=settings.workspace_read_only), settings.workspace_command)
+
+
+def _workspace_policy(settings: Settings) -> WorkspacePolicy:
+    return WorkspacePolicy(
+        images={"DP": TrackImage(settings.workspace_image_dp, settings.workspace_port_dp),
+                "FSD": TrackImage(settings.workspace_image_fsd, settings.workspace_port_fsd)},
+        start_timeout=settings.workspace_start_timeout_seconds,
+        idle_timeout=timedelta(seconds=settings.workspace_idle_timeout_seconds),
+        max_age=timedelta(seconds=settings.workspace_max_age_seconds))
 
 
 def _fernet_key(settings: Settings) -> bytes:
@@ -200,6 +225,8 @@ class Container:
     payments: PaymentCommands
     payment_views: PaymentsView
     github: GitHubCommands
+    workspaces: WorkspaceCommands
+    workspace_views: WorkspacesView
     webhooks: WebhookInbox
     views: dict[type[ReadModelProjection], Any]
     audit: AuditQueries
@@ -234,6 +261,7 @@ class Container:
     def start_worker(self) -> None:
         self._background.append(messaging.start_worker(
             self.broker, self.settings.worker_threads, self.settings.worker_prefetch))
+        self.start_workspace_supervisor()
 
     def healthy(self) -> bool:
         """Whether every background component this process started is running."""
@@ -244,6 +272,19 @@ class Container:
                     c.is_alive() for c in component.consumers.values()):
                 return False
         return True
+
+    def start_workspace_supervisor(self) -> None:
+        """Every few seconds: stop idle or too-old workspaces, and reconcile with the engine."""
+        every = self.settings.workspace_supervise_every_seconds
+
+        def supervise(stop: threading.Event) -> None:
+            while not stop.wait(every):
+                ids = self.workspace_views.ids()
+                if ids:
+                    self.workspaces.cull(ids)
+                    self.workspaces.reconcile(ids)
+
+        self._background.append(Supervised("workspace-supervisor", supervise).start())
 
     def start_all(self) -> None:
         self.start_projections()
@@ -270,8 +311,10 @@ def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
 def _views(env: dict[str, str]) -> dict[type[ReadModelProjection], Any]:
     """Every read model of this process, sharing one connection pool for their queries."""
     first, *rest = PROJECTIONS
-    views = {first: _view(env, first)}
+    views = {first: _view({**env, "CREATE_TABLE": "n"}, first)}
     datastore = views[first].datastore
+    return_idle_connections(datastore.pool)
+    views[first].create_table()
     for projection in rest:
         view = projection.view_class(datastore=datastore,
                                      tracking_table_name=f"{projection.name}_tracking")
@@ -303,20 +346,23 @@ def build(settings: Settings | None = None) -> Container:
 
     env = eventsourcing_env(database_url, settings.pool_size)
     pool = ConnectionPool(database_url, min_size=1, max_size=settings.pool_size,
-                          name="apranova-auth",
+                          name="apranova-auth", max_idle=MAX_IDLE_SECONDS,
                           kwargs={"autocommit": True}, open=True, timeout=5)
     with pool.connection() as lock_conn:
         # Every process creates what it needs at start; one at a time, since concurrent
         # CREATE OR REPLACE of the same function fails ("tuple concurrently updated").
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
-            store = EventStore(env=env)
+            # Tables are made after the pools are tuned: tuning must precede their opening.
+            store = EventStore(env={**env, "CREATE_TABLE": "n"})
+            return_idle_connections(store.recorder.datastore.pool)  # type: ignore[attr-defined]
+            store.recorder.create_table()  # type: ignore[attr-defined]
             views = _views(env)
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
             lock_conn.execute(webhooks.SCHEMA)
-            lock_conn.execute(github.SCHEMA)
+            lock_conn.execute(vault.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
             curriculum = CurriculumCommands(store, files, settings.max_upload_bytes,
                                             settings.requires_payment())
@@ -347,19 +393,22 @@ def build(settings: Settings | None = None) -> Container:
                              settings.stripe_api_base)
                if settings.stripe_secret_key is not None else None)
     payments = PaymentCommands(store, gateway, settings.track_prices, settings.currency)
-    vault = github.EncryptedTokenVault(pool, _fernet_key(settings))
+    secrets_vault = vault.EncryptedVault(pool, _fernet_key(settings))
     code_host = (github.GitHubClient(settings.github_client_id,
                                      settings.github_client_secret.get_secret_value(),
                                      settings.github_api_base, settings.github_oauth_base)
                  if settings.github_client_id and settings.github_client_secret else None)
-    github_commands = GitHubCommands(store, code_host, vault, tokens, settings.github_client_id,
-                                     settings.github_oauth_base,
+    workspaces = WorkspaceCommands(store, _runtime(settings), secrets_vault, SystemClock(),
+                                   _workspace_policy(settings))
+    github_commands = GitHubCommands(store, code_host, secrets_vault, tokens,
+                                     settings.github_client_id, settings.github_oauth_base,
                                      f"{public_url}/api/users/github/callback/")
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
                 *SubmissionPolicies(store, mailer, chat, public_url).policies(),
                 *QuizPolicies(quizzes, _generator(settings)).policies(),
                 *PaymentPolicies(payments, store, chat).policies(),
-                *GitHubPolicies(github_commands).policies()]
+                *GitHubPolicies(github_commands).policies(),
+                *WorkspacePolicies(workspaces).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     runner = messaging.PolicyRunner(store, pool, policies)
@@ -373,6 +422,7 @@ def build(settings: Settings | None = None) -> Container:
         quizzes=quizzes, quiz_views=views[QuizzesProjection],
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
         payments=payments, payment_views=views[PaymentsProjection], github=github_commands,
+        workspaces=workspaces, workspace_views=views[WorkspacesProjection],
         webhooks=WebhookInbox(pool), views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),

@@ -1,25 +1,13 @@
-"""GitHub over its REST API with httpx; webhook signatures; tokens encrypted at rest."""
+"""GitHub over its REST API with httpx, and its webhook signatures."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from uuid import UUID
 
 import httpx
-from cryptography.fernet import Fernet
-from psycopg_pool import ConnectionPool
 
 from application.ports import HostedRepository
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_github_tokens (
-    account_id uuid PRIMARY KEY,
-    login text NOT NULL,
-    token bytea NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 class GitHubError(Exception):
@@ -72,23 +60,3 @@ def github_signature_valid(body: bytes, header: str | None, secret: str) -> bool
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(header.removeprefix("sha256="), expected)
-
-
-class EncryptedTokenVault:
-    def __init__(self, pool: ConnectionPool, key: bytes) -> None:
-        self.pool = pool
-        self.fernet = Fernet(key)
-
-    def store(self, account_id: UUID, login: str, token: str) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO auth_github_tokens (account_id, login, token) VALUES (%s, %s, %s) "
-                "ON CONFLICT (account_id) DO UPDATE SET login = EXCLUDED.login, "
-                "token = EXCLUDED.token, updated_at = now()",
-                (account_id, login, self.fernet.encrypt(token.encode())))
-
-    def token(self, account_id: UUID) -> str | None:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT token FROM auth_github_tokens WHERE account_id = %s",
-                               (account_id,)).fetchone()
-        return self.fernet.decrypt(bytes(row[0])).decode() if row else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg.conninfo import conninfo_to_dict
 
 EVENTSOURCING_DEFAULTS = {
@@ -37,3 +39,17 @@ def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(max(pool_size - 2, 0)),
     })
     return env
+
+
+# Connections opened for a burst are closed after this much idleness, so a quiet
+# process holds few connections (PostgreSQL's default limit is 100 for everyone).
+MAX_IDLE_SECONDS = 30.0
+
+
+def return_idle_connections(*pools: Any) -> None:
+    """Shrink pools back soon after a burst (psycopg_pool keeps them 10 minutes by default).
+
+    Must run before a pool is first opened: the shrink schedule is set at open.
+    """
+    for pool in pools:
+        pool.max_idle = MAX_IDLE_SECONDS

@@ -75,6 +75,26 @@ class Settings(BaseSettings):
     # Fernet key for third-party tokens at rest; unset: a random one in the data directory.
     credentials_key: SecretStr | None = None
 
+    # Workspaces: Superset for the data track, code-server for full stack.
+    docker_host: str | None = None
+    workspace_image_dp: str = "apache/superset:latest"
+    workspace_image_fsd: str = "codercom/code-server:latest"
+    workspace_port_dp: int = 8088
+    workspace_port_fsd: int = 8080
+    # "bridge" publishes on 127.0.0.1; "host" (test engines without a bridge) makes the
+    # container bind 127.0.0.1 itself, through `workspace_command`.
+    workspace_network_mode: str = "bridge"
+    workspace_command: list[str] | None = None
+    workspace_user: str = "1000:1000"
+    workspace_memory: str = "2g"
+    workspace_cpus: float = 1.0
+    workspace_pids: int = 512
+    workspace_read_only: bool = False
+    workspace_start_timeout_seconds: float = 120
+    workspace_idle_timeout_seconds: int = 3600
+    workspace_max_age_seconds: int = 8 * 3600
+    workspace_supervise_every_seconds: float = 30
+
     def requires_payment(self) -> bool:
         if self.enrolment_requires_payment is not None:
             return self.enrolment_requires_payment

@@ -123,7 +123,7 @@ def _run_until_signal(start: str, data_dir: Path | None) -> None:
 
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
-    """Run process-manager workers (dramatiq on Redis)."""
+    """Run process-manager workers (dramatiq on Redis) and the workspace supervisor."""
     _run_until_signal("start_worker", data_dir)
 
 

@@ -177,7 +177,7 @@ def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any
         "database_url": database_url, "redis_url": REDIS_URL, "jwt_secret": JWT_SECRET,
         "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "data_dir": tmp,
         "redis_namespace": f"apranova-test-{uuid.uuid4().hex[:8]}",
-        "login_max_per_ip": 100_000, "login_max_per_account": 1_000, "pool_size": 20,
+        "login_max_per_ip": 100_000, "login_max_per_account": 1_000, "pool_size": 12,
     }
     values.update(overrides)
     return Settings(**values)

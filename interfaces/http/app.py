@@ -17,6 +17,7 @@ from interfaces.http.routers import (
     payments,
     quizzes,
     users,
+    workspaces,
 )
 
 DESCRIPTION = """
@@ -39,6 +40,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(quizzes.router)
     app.include_router(payments.router)
     app.include_router(github.router)
+    app.include_router(workspaces.router)
     app.include_router(audit.router)
     app.include_router(events.router)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,

@@ -121,7 +121,7 @@ def test_oauth_link_stores_the_token_encrypted_and_never_in_events(
     r = link(c, student)
     assert r.status_code == 200 and r.json() == {"github_username": "ada-lovelace"}
     with server.container.pool.connection() as conn:
-        stored = conn.execute("SELECT token FROM auth_github_tokens WHERE account_id = %s",
+        stored = conn.execute("SELECT value FROM auth_secrets WHERE owner = %s",
                               (student.id,)).fetchone()
     assert stored is not None and TOKEN.encode() not in bytes(stored[0])
     with server.container.pool.connection() as conn:

@@ -193,10 +193,11 @@ def test_time_limit_auto_submits_with_the_saved_answers(
         second = quiz["questions"][1]
         r = answer(client, student, attempt["id"], second["id"], correct_ids(second))
         assert r.status_code == 409 and r.json()["error"]["code"] == "ATTEMPT_EXPIRED"
+        submitted_at = str(r.json()["error"]["details"]["position"])
     finally:
         commands.clock = real_clock
-    result = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers=student.headers,
-                        ).json()
+    result = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers={
+        **student.headers, "X-Position": submitted_at}).json()
     assert result["status"] == "submitted" and result["automatic"] is True
     assert result["answers"] == {first["id"]: sorted(correct_ids(first))}
     assert result["score"] == 1.0 and result["max_score"] == 2.0

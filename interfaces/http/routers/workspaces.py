@@ -1,0 +1,147 @@
+"""Workspaces: a student's own (/api/users/workspace/…) and the admins' view (/api/workspaces/)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from domain.errors import Conflict, NotFound
+from domain.roles import Role
+from infrastructure.bootstrap import Container
+from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, require_roles
+from interfaces.http.pagination import Page, PageParams, page_params, paginate
+
+router = APIRouter(tags=["workspaces"])
+
+Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN))]
+Overseer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
+TERMINAL = ("running", "failed", "stopped")
+
+
+class WorkspaceOut(BaseModel):
+    id: UUID
+    student_id: UUID
+    state: str
+    reason: str | None
+    detail: str | None
+    track: str | None
+    image: str | None
+    container_name: str
+    launches: int
+    requested_at: datetime | None
+    running_at: datetime | None
+    stopped_at: datetime | None
+    last_activity_at: datetime | None
+    updated_at: datetime
+
+
+class UrlOut(BaseModel):
+    url: str
+    password: str
+
+
+def _row(c: Container, student_id: UUID, position: int = 0) -> dict[str, Any]:
+    c.workspace_views.wait_for(position, c.settings.read_wait_seconds)
+    row = c.workspace_views.of_student(student_id)
+    if row is None:
+        raise NotFound("No workspace yet; launch one first")
+    return dict(row)
+
+
+def _out(row: dict[str, Any], code: int = 200, position: int = 0) -> JSONResponse:
+    body = WorkspaceOut(**{k: v for k, v in row.items() if k in WorkspaceOut.model_fields})
+    return JSONResponse(body.model_dump(mode="json"), status_code=code,
+                        headers={"X-Position": str(position)})
+
+
+@router.post("/api/users/workspace/create/", status_code=status.HTTP_202_ACCEPTED,
+             response_model=WorkspaceOut)
+def create(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+    """Launch (or return) your workspace; provisioning happens in the background."""
+    position = c.workspaces.launch(p.actor)
+    row = _row(c, p.id, position)
+    return _out(row, 200 if row["state"] == "running" else 202, position)
+
+
+@router.get("/api/users/workspace/status/", response_model=WorkspaceOut)
+def workspace_status(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+    row = _row(c, p.id)
+    if row["state"] == "running":
+        c.workspaces.seen(p.id)
+    return _out(row)
+
+
+@router.get("/api/users/workspace/url/", response_model=UrlOut)
+def url(p: PrincipalDep, c: ContainerDep) -> UrlOut:
+    row = _row(c, p.id)
+    if row["state"] != "running" or not row["host_port"]:
+        raise Conflict("The workspace is not running", code="WORKSPACE_NOT_RUNNING",
+                       state=row["state"])
+    c.workspaces.seen(p.id)
+    return UrlOut(url=f"http://127.0.0.1:{row['host_port']}/",
+                  password=c.workspaces.passwords.password_for(p.id))
+
+
+@router.delete("/api/users/workspace/stop/", status_code=status.HTTP_202_ACCEPTED,
+               response_model=WorkspaceOut)
+def stop(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+    _row(c, p.id)
+    position = c.workspaces.stop(p.actor, p.id, "user")
+    return _out(_row(c, p.id, position), 202, position)
+
+
+@router.get("/api/users/workspace/progress/",
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def progress(request: Request, p: PrincipalDep, c: ContainerDep,
+                   timeout: Annotated[float, Query(gt=0, le=600)] = 180) -> StreamingResponse:
+    """Server-sent events: each state change (requested → provisioning → running, or
+    failed with the reason), until a final state or the timeout."""
+    await run_in_threadpool(_row, c, p.id)
+    return StreamingResponse(_states(request, c, p.id, timeout),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+async def _states(request: Request, c: Container, student_id: UUID, timeout: float
+                  ) -> AsyncIterator[str]:
+    deadline = time.monotonic() + timeout
+    last: tuple[str, int] | None = None
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        row = await run_in_threadpool(c.workspace_views.of_student, student_id)
+        if row is not None and (row["state"], row["launches"]) != last:
+            last = (row["state"], row["launches"])
+            payload = {"state": row["state"], "reason": row["reason"], "detail": row["detail"],
+                       "launch": row["launches"]}
+            yield f"event: {row['state']}\ndata: {json.dumps(payload)}\n\n"
+            if row["state"] in TERMINAL and row["launches"]:
+                return
+        await asyncio.sleep(0.2)
+
+
+@router.get("/api/workspaces/", response_model=Page[WorkspaceOut])
+def all_workspaces(request: Request, p: Overseer, c: ContainerDep,
+                   pages: Annotated[PageParams, Depends(page_params)],
+                   state: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    count, rows = c.workspace_views.page(offset=pages.offset, limit=pages.page_size,
+                                         state=state)
+    return paginate(request, pages, count, [
+        WorkspaceOut(**{k: v for k, v in dict(r).items() if k in WorkspaceOut.model_fields})
+        for r in rows])
+
+
+@router.post("/api/workspaces/{student_id}/stop/", status_code=status.HTTP_202_ACCEPTED,
+             response_model=WorkspaceOut)
+def admin_stop(student_id: UUID, p: Staff, c: ContainerDep) -> Response:
+    _row(c, student_id)
+    position = c.workspaces.stop(p.actor, student_id, "admin")
+    return _out(_row(c, student_id, position), 202, position)
