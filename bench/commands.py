@@ -22,6 +22,7 @@ from tempfile import mkdtemp
 
 import psycopg
 from eventsourcing.domain import Aggregate, event
+from pydantic import SecretStr
 
 from application.accounts import Actor
 from domain.roles import Role, Track
@@ -51,7 +52,7 @@ def fresh_database() -> Iterator[str]:
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
     info["dbname"] = name
     try:
-        yield psycopg.conninfo.make_conninfo(**info)
+        yield psycopg.conninfo.make_conninfo("", **info)
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -78,7 +79,7 @@ def main() -> None:
 
     with fresh_database() as url:
         settings = Settings(database_url=url, redis_url="redis://127.0.0.1:6379/0",
-                            jwt_secret="bench-" + "x" * 40, data_dir=Path(mkdtemp()),
+                            jwt_secret=SecretStr("bench-" + "x" * 40), data_dir=Path(mkdtemp()),
                             pool_size=args.threads + 4)
         container = build(settings)
         store, accounts = container.store, container.accounts
