@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from infrastructure.bootstrap import Container, build
 from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
 from interfaces.http.app import create_app
+from tests.local_http import serve
 
 ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -164,12 +165,9 @@ def slack() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{httpd.server_address[1]}/services/T000/B000/XXXX"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    httpd.shutdown()
+    with serve(Handler) as url:
+        receiver.url = f"{url}/services/T000/B000/XXXX"
+        yield receiver
 
 
 def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any) -> Settings:

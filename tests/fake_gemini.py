@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.local_http import serve
 
 SUBJECTS = ["filters rows before grouping", "sorts the result set", "limits returned rows",
             "removes duplicate rows", "groups rows for aggregation", "filters groups",
@@ -64,11 +65,6 @@ def fake_gemini() -> Iterator[FakeGemini]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(Handler) as url:
+        fake.url = url
         yield fake
-    finally:
-        httpd.shutdown()

@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 import stripe
+
+from tests.local_http import serve
 
 WEBHOOK_SECRET = "whsec_test_" + "k" * 24
 
@@ -85,10 +87,6 @@ def fake_stripe() -> Iterator[FakeStripe]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with serve(Handler) as url:
+        fake.url = url
         yield fake
-    finally:
-        httpd.shutdown()

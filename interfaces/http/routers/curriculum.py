@@ -14,10 +14,11 @@ from domain.errors import Forbidden, NotFound
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
+from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.schemas import Body
-from projections.base import ProjectionLagging, ReadModel
+from projections.base import ReadModel
 
 router = APIRouter(prefix="/api/curriculum", tags=["curriculum"])
 
@@ -263,15 +264,7 @@ def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Respo
 
 def _after(c: Container, view: ReadModel, position: int, read: Any,
            status_code: int = 200) -> Response:
-    """Answer a command with the read model including it, or 202 if it lags behind."""
-    headers = {"X-Position": str(position)}
-    try:
-        _wait(c, view, position)
-    except ProjectionLagging:
-        return JSONResponse({"detail": "Accepted; the read model is catching up",
-                             "position": position}, status_code=202, headers=headers)
-    return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
-                        headers=headers)
+    return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
 # -- submissions -----------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from domain.errors import NotFound
 from domain.roles import Role
 from infrastructure.bootstrap import Container
 from infrastructure.stripe_gateway import WebhookRejected, verify_stripe_event
+from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.errors import error_response
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.schemas import Body
-from projections.base import ProjectionLagging
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -73,13 +73,8 @@ def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
 
 
 def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Response:
-    headers = {"X-Position": str(position)}
-    try:
-        c.payment_views.wait_for(position, c.settings.read_wait_seconds)
-    except ProjectionLagging:
-        return JSONResponse({"detail": "Accepted; the read model is catching up",
-                             "position": position}, status_code=202, headers=headers)
-    return JSONResponse(_visible(c, p, payment_id).model_dump(mode="json"), headers=headers)
+    return answer_after(c.payment_views, position, lambda: _visible(c, p, payment_id),
+                        c.settings.read_wait_seconds)
 
 
 @router.post("/create-intent/", status_code=status.HTTP_201_CREATED, response_model=IntentOut)

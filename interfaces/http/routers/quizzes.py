@@ -15,10 +15,11 @@ from domain.grading import GradingMethod, combine
 from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers
 from domain.roles import Role, Track, is_staff
 from infrastructure.bootstrap import Container
+from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.schemas import Body
-from projections.base import ProjectionLagging, ReadModel
+from projections.base import ReadModel
 
 router = APIRouter(prefix="/api/quiz", tags=["quizzes"])
 
@@ -192,14 +193,7 @@ class RegradeOut(BaseModel):
 
 def _after(c: Container, view: ReadModel, position: int, read: Any,
            status_code: int = 200) -> Response:
-    headers = {"X-Position": str(position)}
-    try:
-        view.wait_for(position, c.settings.read_wait_seconds)
-    except ProjectionLagging:
-        return JSONResponse({"detail": "Accepted; the read model is catching up",
-                             "position": position}, status_code=202, headers=headers)
-    return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
-                        headers=headers)
+    return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
 def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:

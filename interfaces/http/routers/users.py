@@ -6,13 +6,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from application.accounts import UserChanges
 from domain.errors import NotFound
 from domain.roles import Role, Track
 from infrastructure.bootstrap import Container
+from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import (
     ContainerDep,
     Principal,
@@ -22,7 +22,6 @@ from interfaces.http.dependencies import (
 )
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.schemas import Body, Email, Name, Password, Reason, UserOut
-from projections.base import ProjectionLagging
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -88,18 +87,8 @@ def _set_position(response: Response, position: int) -> None:
 
 
 def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Response:
-    """The changed user as the read model shows it once it includes the command.
-
-    The command is already stored; if the model can't catch up in time the answer is
-    202 with the position to read at, never an error that invites a blind retry.
-    """
-    headers = {"X-Position": str(position)}
-    try:
-        user = _user(c, user_id, position)
-    except ProjectionLagging:
-        return JSONResponse({"detail": "Accepted; the read model is catching up",
-                             "position": position}, status_code=202, headers=headers)
-    return JSONResponse(user.model_dump(mode="json"), status_code=status_code, headers=headers)
+    return answer_after(c.users, position, lambda: _user(c, user_id, None),
+                        c.settings.read_wait_seconds, status_code)
 
 
 @router.get("/profile/", response_model=UserOut)
