@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
@@ -31,6 +32,9 @@ class ReadModel(PostgresTrackingRecorder):
     ddl: ClassVar[str] = ""
     tables: ClassVar[tuple[str, ...]] = ()
     topics: ClassVar[tuple[str, ...]] = ()
+    # Statements of the form "... SET col = col || %s WHERE id = %s" (a JSON object merged
+    # into one row): consecutive ones for the same row are merged into one in a batch.
+    merge_statements: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,7 +56,10 @@ class ReadModel(PostgresTrackingRecorder):
         with self.datastore.transaction(commit=True) as curs:
             with curs.connection.pipeline():
                 for sql, run in groupby(statements, key=itemgetter(0)):
-                    curs.executemany(sql, [params for _, params in run])
+                    rows = [params for _, params in run]
+                    if sql in self.merge_statements:
+                        rows = _merged(rows)
+                    curs.executemany(sql, rows)
             self._insert_tracking(curs, tracking)
 
     def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
@@ -98,6 +105,17 @@ class ReadModel(PostgresTrackingRecorder):
                 raise ProjectionLagging(f"{type(self).__name__} has not reached {position}")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _merged(rows: list[Any]) -> list[Any]:
+    """Merge consecutive (json object, row id) parameters for the same row, in order."""
+    out: list[Any] = []
+    for document, row_id in rows:
+        if out and out[-1][1] == row_id:
+            out[-1] = (json.dumps({**json.loads(out[-1][0]), **json.loads(document)}), row_id)
+        else:
+            out.append((document, row_id))
+    return out
 
 
 Handler = Callable[[Any], Iterable[Statement]]

@@ -190,10 +190,12 @@ class StudentQuizzesProjection(ReadModelProjection):
 
 
 ATTEMPT_EVENTS = (Attempt.Started, Attempt.AnswerSaved, Attempt.Submitted, Attempt.Regraded)
+SAVE_ANSWER = "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s"
 
 
 class AttemptsView(ReadModel):
     topics = tuple(get_topic(cls) for cls in ATTEMPT_EVENTS)
+    merge_statements = frozenset({SAVE_ANSWER})
     tables = ("rm_attempts",)
     ddl = """
 CREATE TABLE IF NOT EXISTS rm_attempts (
@@ -267,8 +269,7 @@ class AttemptsProjection(ReadModelProjection):
                 json.dumps(e.question_order), json.dumps(e.option_order), e.timestamp,
                 e.deadline)],
             Attempt.AnswerSaved: lambda e: [_st(
-                "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s",
-                json.dumps({e.question_id: e.option_ids}), e.originator_id)],
+                SAVE_ANSWER, json.dumps({e.question_id: e.option_ids}), e.originator_id)],
             Attempt.Submitted: lambda e: [self._graded(e, "submitted_at = %s, automatic = %s, "
                                                           "status = 'submitted'",
                                                        e.timestamp, e.automatic)],
