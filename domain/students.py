@@ -53,6 +53,7 @@ class Student(Aggregate):
         self.track = Track(track)
         self.trainer_id: UUID | None = None
         self.paid_by: UUID | None = None
+        self.revoked: set[UUID] = set()
 
     def change_track(self, track: Track, actor_id: UUID, reason: str) -> None:
         if track != self.track:
@@ -79,7 +80,8 @@ class Student(Aggregate):
         self.trainer_id = None
 
     def grant_access(self, payment_id: UUID) -> None:
-        if self.paid_by is None:
+        # A payment revoked already (its refund overtook its success) grants nothing.
+        if self.paid_by is None and payment_id not in self.revoked:
             self._access_granted(payment_id=payment_id)
 
     @event(AccessGranted)
@@ -87,9 +89,12 @@ class Student(Aggregate):
         self.paid_by = payment_id
 
     def revoke_access(self, payment_id: UUID, reason: str) -> None:
-        if self.paid_by == payment_id:
+        """Recorded even before the grant arrives, so grant and revoke commute."""
+        if payment_id not in self.revoked:
             self._access_revoked(payment_id=payment_id, reason=reason)
 
     @event(AccessRevoked)
     def _access_revoked(self, payment_id: UUID, reason: str) -> None:
-        self.paid_by = None
+        self.revoked.add(payment_id)
+        if self.paid_by == payment_id:
+            self.paid_by = None

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from infrastructure.bootstrap import Container, build
 from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
 from interfaces.http.app import create_app
-from tests.local_http import serve
+from tests.local_http import JsonHandler, serve
 
 ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -154,16 +153,10 @@ class Receiver:
 def slack() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            receiver.posts.append(json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            receiver.posts.append(json.loads(self.body()))
+            self.reply(200, "ok")
 
     with serve(Handler) as url:
         receiver.url = f"{url}/services/T000/B000/XXXX"

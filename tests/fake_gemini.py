@@ -6,10 +6,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.local_http import serve
+from tests.local_http import JsonHandler, serve
 
 SUBJECTS = ["filters rows before grouping", "sorts the result set", "limits returned rows",
             "removes duplicate rows", "groups rows for aggregation", "filters groups",
@@ -48,22 +47,14 @@ class FakeGemini:
 def fake_gemini() -> Iterator[FakeGemini]:
     fake = FakeGemini()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            body = json.loads(self.body())
             fake.requests.append(body)
             fake.paths.append(self.path)
             index = min(len(fake.requests), len(fake.script)) - 1
             status, payload = fake.script[index]
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.reply(status, payload)
 
     with serve(Handler) as url:
         fake.url = url

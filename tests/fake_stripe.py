@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 import stripe
 
-from tests.local_http import serve
+from tests.local_http import JsonHandler, serve
 
 WEBHOOK_SECRET = "whsec_test_" + "k" * 24
 
@@ -51,9 +50,9 @@ def fake_stripe() -> Iterator[FakeStripe]:
     fake = FakeStripe()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            raw = self.body().decode()
             params = dict(parse_qsl(raw))
             key = self.headers.get("Idempotency-Key")
             with lock:
@@ -71,21 +70,11 @@ def fake_stripe() -> Iterator[FakeStripe]:
                             "payment_intent": params.get("payment_intent"),
                             "status": "succeeded"}
                 else:
-                    self.send_response(404)
-                    self.end_headers()
+                    self.reply(404, {"error": {"message": "unknown path"}})
                     return
                 if key:
                     fake.by_key[key] = body
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Request-Id", f"req_{secrets.token_hex(6)}")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.reply(200, body, {"Request-Id": f"req_{secrets.token_hex(6)}"})
 
     with serve(Handler) as url:
         fake.url = url

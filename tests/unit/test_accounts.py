@@ -118,3 +118,15 @@ def test_track_change_only_when_different() -> None:
     [event] = student.collect_events()
     assert isinstance(event, Student.TrackChanged)
     assert (event.old_track, event.new_track) == ("DP", "FSD")
+
+
+def test_access_grant_and_revoke_commute() -> None:
+    account_id, payment = uuid4(), uuid4()
+    for order in (("grant", "revoke"), ("revoke", "grant")):
+        student = Student(account_id=account_id, track="DP", actor_id=account_id)
+        for step in order:
+            if step == "grant":
+                student.grant_access(payment)
+            else:
+                student.revoke_access(payment, reason="refunded")
+        assert student.paid_by is None, order
