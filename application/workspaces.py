@@ -52,21 +52,23 @@ class WorkspaceCommands:
         self.clock = clock
         self.policy = policy
 
-    def launch(self, actor: Actor) -> int:
-        """Ask for the student's workspace; an active one is returned, not duplicated."""
+    def launch(self, actor: Actor) -> tuple[int, bool]:
+        """Ask for the student's workspace: (position, whether a launch was requested).
+
+        An active workspace is left as it is, never duplicated."""
         student = self.store.find(Student, Student.id_for(actor.id))
         if student is None or actor.role is not Role.STUDENT:
             raise Forbidden("Workspaces belong to students", code="NOT_A_STUDENT")
         track = student.track.value
         image = self.policy.images[track].image
 
-        def command() -> int:
+        def command() -> tuple[int, bool]:
             name = container_name(actor.id)
             workspace = self.store.find(Workspace, Workspace.id_for(actor.id)) or Workspace(
                 student_id=actor.id, container_name=name, volume=f"{name}-data")
             if not workspace.request_launch(track, image, actor_id=actor.id):
-                return self.store.recorder.max_notification_id() or 0
-            return self.store.commit(workspace)
+                return self.store.recorder.max_notification_id() or 0, False
+            return self.store.commit(workspace), True
 
         return retry_on_conflict(command)
 

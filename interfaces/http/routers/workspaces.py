@@ -68,8 +68,12 @@ def _out(row: dict[str, Any], code: int = 200, position: int = 0) -> JSONRespons
              response_model=WorkspaceOut)
 def create(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
     """Launch (or return) your workspace; provisioning happens in the background."""
-    position = c.workspaces.launch(p.actor)
+    position, requested = c.workspaces.launch(p.actor)
     row = _row(c, p.id, position)
+    if requested:
+        # What this command did; provisioning may already be further along (see progress).
+        return _out({**row, "state": "requested", "reason": None, "detail": None}, 202,
+                    position)
     return _out(row, 200 if row["state"] == "running" else 202, position)
 
 
