@@ -70,6 +70,16 @@ class ReadModel(PostgresTrackingRecorder):
         with self.datastore.get_connection() as conn:
             return conn.execute(sql, params).fetchone()
 
+    def page_of(self, source: str, columns: str, where: str, params: dict[str, Any],
+                order: str, offset: int, limit: int) -> tuple[int, list[DictRow]]:
+        """One page of rows and the total count, for the {count, next, previous, results}
+        lists."""
+        params = {**params, "offset": offset, "limit": limit}
+        count = self.fetch_one(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
+        rows = self.fetch_all(f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order} "
+                              "OFFSET %(offset)s LIMIT %(limit)s", params)
+        return (int(count["n"]) if count else 0), rows
+
     def position(self) -> int:
         return self.max_tracking_id(APPLICATION_NAME) or 0
 

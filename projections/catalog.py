@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
@@ -75,15 +74,10 @@ CREATE INDEX IF NOT EXISTS rm_catalog_projects_track ON rm_catalog_projects (ver
 
     def projects(self, *, track: str | None = None, version: int | None = None,
                  offset: int = 0, limit: int = 100) -> tuple[int, list[DictRow]]:
-        params: dict[str, Any] = {"v": self._version(version), "t": track,
-                                  "o": offset, "l": limit}
-        where = "version = %(v)s AND (%(t)s::text IS NULL OR track = %(t)s)"
-        count = self.fetch_one(f"SELECT count(*) AS n FROM rm_catalog_projects WHERE {where}",
-                               params)
-        rows = self.fetch_all(
-            f"SELECT {PROJECT_COLUMNS} FROM rm_catalog_projects WHERE {where} "
-            "ORDER BY track, number OFFSET %(o)s LIMIT %(l)s", params)
-        return (int(count["n"]) if count else 0), rows
+        return self.page_of(
+            "rm_catalog_projects", PROJECT_COLUMNS,
+            "version = %(v)s AND (%(t)s::text IS NULL OR track = %(t)s)",
+            {"v": self._version(version), "t": track}, "track, number", offset, limit)
 
     def project(self, slug: str, version: int | None = None) -> DictRow | None:
         return self.fetch_one(

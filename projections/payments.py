@@ -46,13 +46,9 @@ CREATE INDEX IF NOT EXISTS rm_payments_student ON rm_payments (student_id, creat
 
     def page(self, *, offset: int, limit: int, student_id: UUID | None
              ) -> tuple[int, list[DictRow]]:
-        params = {"student": student_id, "offset": offset, "limit": limit}
-        where = "(%(student)s::uuid IS NULL OR student_id = %(student)s)"
-        count = self.fetch_one(f"SELECT count(*) AS n FROM rm_payments WHERE {where}", params)
-        rows = self.fetch_all(f"SELECT {COLUMNS} FROM rm_payments WHERE {where} "
-                              "ORDER BY created_at DESC, id OFFSET %(offset)s LIMIT %(limit)s",
-                              params)
-        return (int(count["n"]) if count else 0), rows
+        return self.page_of("rm_payments", COLUMNS,
+                            "(%(student)s::uuid IS NULL OR student_id = %(student)s)",
+                            {"student": student_id}, "created_at DESC, id", offset, limit)
 
 
 def _set(e: Any, assignments: str, *params: Any) -> Statement:

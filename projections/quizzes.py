@@ -28,14 +28,6 @@ def _st(sql: str, *params: Any) -> Statement:
     return sql, params
 
 
-def _page_query(view: ReadModel, table: str, columns: str, where: str,
-                params: dict[str, Any], order: str) -> tuple[int, list[DictRow]]:
-    count = view.fetch_one(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
-    rows = view.fetch_all(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} "
-                          "OFFSET %(offset)s LIMIT %(limit)s", params)
-    return (int(count["n"]) if count else 0), rows
-
-
 class QuizzesView(ReadModel):
     topics = tuple(get_topic(cls) for cls in QUIZ_EVENTS)
     tables = ("rm_quizzes",)
@@ -69,12 +61,11 @@ CREATE INDEX IF NOT EXISTS rm_quizzes_owner ON rm_quizzes (owner_id, created_at)
 
     def page(self, *, offset: int, limit: int, owner_id: UUID | None,
              status: str | None) -> tuple[int, list[DictRow]]:
-        return _page_query(
-            self, "rm_quizzes", self.COLUMNS,
+        return self.page_of("rm_quizzes", self.COLUMNS,
             "(%(owner)s::uuid IS NULL OR owner_id = %(owner)s) AND "
             "(%(status)s::text IS NULL OR status = %(status)s)",
-            {"owner": owner_id, "status": status, "offset": offset, "limit": limit},
-            "created_at DESC, id")
+            {"owner": owner_id, "status": status},
+            "created_at DESC, id", offset, limit)
 
 
 class QuizzesProjection(ReadModelProjection):
@@ -148,10 +139,9 @@ CREATE INDEX IF NOT EXISTS rm_student_quizzes_track ON rm_student_quizzes (track
 
     def page(self, *, offset: int, limit: int, track: str | None
              ) -> tuple[int, list[DictRow]]:
-        return _page_query(
-            self, "rm_student_quizzes", self.COLUMNS,
+        return self.page_of("rm_student_quizzes", self.COLUMNS,
             "(%(track)s::text IS NULL OR track IS NULL OR track = %(track)s)",
-            {"track": track, "offset": offset, "limit": limit}, "published_at DESC, id")
+            {"track": track}, "published_at DESC, id", offset, limit)
 
 
 class StudentQuizzesProjection(ReadModelProjection):
@@ -230,12 +220,10 @@ CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id,
 
     def page(self, *, offset: int, limit: int, student_id: UUID | None,
              quiz_id: UUID | None) -> tuple[int, list[DictRow]]:
-        return _page_query(
-            self, "rm_attempts", self.COLUMNS,
+        return self.page_of("rm_attempts", self.COLUMNS,
             "(%(student)s::uuid IS NULL OR student_id = %(student)s) AND "
             "(%(quiz)s::uuid IS NULL OR quiz_id = %(quiz)s)",
-            {"student": student_id, "quiz": quiz_id, "offset": offset, "limit": limit},
-            "started_at DESC, id")
+            {"student": student_id, "quiz": quiz_id}, "started_at DESC, id", offset, limit)
 
     def of_student(self, quiz_id: UUID, student_id: UUID) -> list[DictRow]:
         return self.fetch_all(

@@ -90,33 +90,25 @@ CREATE TABLE IF NOT EXISTS rm_submission_history (
         trainer_id: UUID | None = None, status: str | None = None, project: str | None = None,
     ) -> tuple[int, list[DictRow]]:
         params = {"student": student_id, "trainer": trainer_id, "status": status,
-                  "project": project, "offset": offset, "limit": limit}
+                  "project": project}
         where = (
             "(%(student)s::uuid IS NULL OR s.student_id = %(student)s) AND "
             "(%(trainer)s::uuid IS NULL OR s.trainer_id = %(trainer)s) AND "
             "(%(status)s::text IS NULL OR s.status = %(status)s) AND "
             "(%(project)s::text IS NULL OR s.project = %(project)s)"
         )
-        count = self.fetch_one(f"SELECT count(*) AS n FROM {FROM} WHERE {where}", params)
-        rows = self.fetch_all(
-            f"SELECT {COLUMNS} FROM {FROM} WHERE {where} "
-            "ORDER BY s.created_at, s.id OFFSET %(offset)s LIMIT %(limit)s", params)
-        return (int(count["n"]) if count else 0), rows
+        return self.page_of(FROM, COLUMNS, where, params, "s.created_at, s.id", offset, limit)
 
     def queue(
         self, *, trainer_id: UUID | None, offset: int, limit: int
     ) -> tuple[int, list[DictRow]]:
         """Waiting submissions, oldest first; every trainer's when trainer_id is None."""
-        params = {"trainer": trainer_id, "waiting": list(WAITING), "offset": offset,
-                  "limit": limit}
-        where = ("s.status = ANY(%(waiting)s) AND "
-                 "(%(trainer)s::uuid IS NULL OR s.trainer_id = %(trainer)s)")
-        count = self.fetch_one(f"SELECT count(*) AS n FROM {FROM} WHERE {where}", params)
-        rows = self.fetch_all(
-            f"SELECT {COLUMNS}, extract(epoch FROM now() - s.submitted_at) AS waiting_seconds "
-            f"FROM {FROM} WHERE {where} ORDER BY s.submitted_at, s.id "
-            "OFFSET %(offset)s LIMIT %(limit)s", params)
-        return (int(count["n"]) if count else 0), rows
+        return self.page_of(
+            FROM, f"{COLUMNS}, extract(epoch FROM now() - s.submitted_at) AS waiting_seconds",
+            "s.status = ANY(%(waiting)s) AND "
+            "(%(trainer)s::uuid IS NULL OR s.trainer_id = %(trainer)s)",
+            {"trainer": trainer_id, "waiting": list(WAITING)}, "s.submitted_at, s.id",
+            offset, limit)
 
 
 def _st(sql: str, *params: Any) -> Statement:

@@ -65,14 +65,8 @@ CREATE INDEX IF NOT EXISTS rm_users_trainer ON rm_users (trainer_id)
             where.append("(email ILIKE %(q)s OR name ILIKE %(q)s)")
             params["q"] = "%" + search.replace("\\", "\\\\").replace("%", r"\%").replace(
                 "_", r"\_") + "%"
-        clause = " AND ".join(where)
-        count_row = self.fetch_one(f"SELECT count(*) AS n FROM rm_users WHERE {clause}", params)
-        rows = self.fetch_all(
-            f"SELECT {COLUMNS} FROM rm_users WHERE {clause} "
-            "ORDER BY created_at, id OFFSET %(offset)s LIMIT %(limit)s",
-            {**params, "offset": offset, "limit": limit},
-        )
-        return (int(count_row["n"]) if count_row else 0), rows
+        return self.page_of("rm_users", COLUMNS, " AND ".join(where), params,
+                            "created_at, id", offset, limit)
 
 
 class UsersProjection(ReadModelProjection):

@@ -50,13 +50,9 @@ CREATE INDEX IF NOT EXISTS rm_workspaces_state ON rm_workspaces (state)
         return [r["id"] for r in self.fetch_all("SELECT id FROM rm_workspaces")]
 
     def page(self, *, offset: int, limit: int, state: str | None) -> tuple[int, list[DictRow]]:
-        params = {"state": state, "offset": offset, "limit": limit}
-        where = "(%(state)s::text IS NULL OR state = %(state)s)"
-        count = self.fetch_one(f"SELECT count(*) AS n FROM rm_workspaces WHERE {where}", params)
-        rows = self.fetch_all(f"SELECT {COLUMNS} FROM rm_workspaces WHERE {where} "
-                              "ORDER BY updated_at DESC OFFSET %(offset)s LIMIT %(limit)s",
-                              params)
-        return (int(count["n"]) if count else 0), rows
+        return self.page_of("rm_workspaces", COLUMNS,
+                            "(%(state)s::text IS NULL OR state = %(state)s)", {"state": state},
+                            "updated_at DESC", offset, limit)
 
 
 def _set(e: Any, assignments: str, *params: Any) -> Statement:
