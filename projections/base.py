@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -14,8 +13,10 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
+from psycopg.types.json import Jsonb
 
 from application.eventstore import APPLICATION_NAME
+from projections.pipelined import execute_pipelined
 
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
 
@@ -32,8 +33,8 @@ class ReadModel(PostgresTrackingRecorder):
     ddl: ClassVar[str] = ""
     tables: ClassVar[tuple[str, ...]] = ()
     topics: ClassVar[tuple[str, ...]] = ()
-    # Statements of the form "... SET col = col || %s WHERE id = %s" (a JSON object merged
-    # into one row): consecutive ones for the same row are merged into one in a batch.
+    # Statements of the form "... SET col = col || %s WHERE id = %s" (a Jsonb object
+    # merged into one row): consecutive ones for the same row are merged into one in a batch.
     merge_statements: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -51,16 +52,18 @@ class ReadModel(PostgresTrackingRecorder):
             self._insert_tracking(curs, tracking)
 
     def apply_batch(self, tracking: Tracking, statements: Iterable[Statement]) -> None:
-        """Like apply, for many events at once: one transaction, statements pipelined,
-        and runs of the same statement sent as one executemany (order is kept)."""
+        """Like apply, for many events at once: one transaction, all statements pipelined
+        in order, consecutive merge statements for the same row sent as one."""
         with self.datastore.transaction(commit=True) as curs:
-            with curs.connection.pipeline():
-                for sql, run in groupby(statements, key=itemgetter(0)):
-                    rows = [params for _, params in run]
-                    if sql in self.merge_statements:
-                        rows = _merged(rows)
-                    curs.executemany(sql, rows)
+            execute_pipelined(curs.connection, self._merged_runs(statements))
             self._insert_tracking(curs, tracking)
+
+    def _merged_runs(self, statements: Iterable[Statement]) -> Iterator[Statement]:
+        for sql, run in groupby(statements, key=itemgetter(0)):
+            if sql in self.merge_statements:
+                yield from ((sql, params) for params in _merged([p for _, p in run]))
+            else:
+                yield from run
 
     def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
         with self.datastore.get_connection() as conn:
@@ -118,11 +121,11 @@ class ReadModel(PostgresTrackingRecorder):
 
 
 def _merged(rows: list[Any]) -> list[Any]:
-    """Merge consecutive (json object, row id) parameters for the same row, in order."""
+    """Merge consecutive (Jsonb object, row id) parameters for the same row, in order."""
     out: list[Any] = []
     for document, row_id in rows:
         if out and out[-1][1] == row_id:
-            out[-1] = (json.dumps({**json.loads(out[-1][0]), **json.loads(document)}), row_id)
+            out[-1] = (Jsonb({**out[-1][0].obj, **document.obj}), row_id)
         else:
             out.append((document, row_id))
     return out

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from domain.quizzes import Attempt, Quiz, QuizSettings
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
@@ -257,7 +258,7 @@ class AttemptsProjection(ReadModelProjection):
                 json.dumps(e.question_order), json.dumps(e.option_order), e.timestamp,
                 e.deadline)],
             Attempt.AnswerSaved: lambda e: [_st(
-                SAVE_ANSWER, json.dumps({e.question_id: e.option_ids}), e.originator_id)],
+                SAVE_ANSWER, Jsonb({e.question_id: e.option_ids}), e.originator_id)],
             Attempt.Submitted: lambda e: [self._graded(e, "submitted_at = %s, automatic = %s, "
                                                           "status = 'submitted'",
                                                        e.timestamp, e.automatic)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 
 from application.eventstore import APPLICATION_NAME, EventStore
-from projections.base import ReadModel, ReadModelProjection
+from projections.base import ReadModel, ReadModelProjection, Statement
 
 BATCH = 5000
 MAX_VERIFY_ROUNDS = 10
@@ -45,6 +46,11 @@ def shadow(env: dict[str, str], projection: type[ReadModelProjection]) -> Iterat
     view.sql_create_statements = [s for s in statements if s not in indexes]
     view.create_table()
     view.sql_create_statements = statements
+    # Unlogged while being filled: the replay writes no WAL; rebuild logs the finished
+    # tables once before they take the live ones' place.
+    with view.datastore.transaction(commit=True) as curs:
+        for table in projection.view_class.tables:
+            curs.execute(f'ALTER TABLE "{schema}".{table} SET UNLOGGED')
     view.pending_indexes = indexes  # type: ignore[attr-defined]
     try:
         yield view
@@ -54,14 +60,14 @@ def shadow(env: dict[str, str], projection: type[ReadModelProjection]) -> Iterat
         view.datastore.close()
 
 
-def add_indexes(view: ReadModel) -> None:
-    """Create the secondary indexes a shadow was built without."""
-    pending = getattr(view, "pending_indexes", [])
-    if pending:
-        with view.datastore.transaction(commit=True) as curs:
-            for statement in pending:
-                curs.execute(statement)
-        view.pending_indexes = []  # type: ignore[attr-defined]
+def finish(view: ReadModel, tables: tuple[str, ...]) -> None:
+    """Make a filled shadow durable and give it the secondary indexes it was built without."""
+    with view.datastore.transaction(commit=True) as curs:
+        for table in tables:
+            curs.execute(f"ALTER TABLE {table} SET LOGGED")
+        for statement in getattr(view, "pending_indexes", []):
+            curs.execute(statement)
+    view.pending_indexes = []  # type: ignore[attr-defined]
 
 
 def replay(store: EventStore, projection: ReadModelProjection, until: int | None) -> int:
@@ -72,29 +78,49 @@ def replay(store: EventStore, projection: ReadModelProjection, until: int | None
 def replay_many(store: EventStore, projections: list[ReadModelProjection],
                 until: int | None) -> int:
     """Replay into several models in one pass over the log: each event is read and
-    deserialised once, then each model gets its statements in one batch transaction."""
+    deserialised once, then each model gets its statements in one batch transaction.
+
+    Reading and deserialising the next batch (client CPU) overlaps with the database
+    applying the current one, on a second thread: measured, a third of a rebuild's time
+    was otherwise spent waiting for the server."""
     positions = {p: p.view.position() for p in projections}
     followed_topics = {p: frozenset(p.topics) for p in projections}
     topics = sorted({t for p in projections for t in p.topics})
-    start = min(positions.values(), default=0) + 1
+
     count = 0
-    while True:
-        batch = store.recorder.select_notifications(start=start, limit=BATCH, stop=until,
-                                                    topics=topics)
-        if not batch:
-            return count
-        events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in batch]
-        for projection in projections:
-            followed = followed_topics[projection]
-            mine = [(i, e) for i, topic, e in events
-                    if topic in followed and i > positions[projection]]
-            if mine:
-                statements = [s for _, e in mine for s in projection.statements(e)]
-                projection.view.apply_batch(Tracking(APPLICATION_NAME, mine[-1][0]),
-                                            statements)
-                positions[projection] = mine[-1][0]
-                count += len(mine)
-        start = batch[-1].id + 1
+
+    def batches() -> Iterator[list[tuple[ReadModelProjection, int, list[Statement]]]]:
+        nonlocal count
+        start = min(positions.values(), default=0) + 1
+        while batch := store.recorder.select_notifications(start=start, limit=BATCH,
+                                                           stop=until, topics=topics):
+            events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in batch]
+            work = []
+            for projection in projections:
+                followed = followed_topics[projection]
+                mine = [(i, e) for i, topic, e in events
+                        if topic in followed and i > positions[projection]]
+                if mine:
+                    statements = [s for _, e in mine for s in projection.statements(e)]
+                    work.append((projection, mine[-1][0], statements))
+                    positions[projection] = mine[-1][0]
+                    count += len(mine)
+            yield work
+            start = batch[-1].id + 1
+
+    def apply(work: list[tuple[ReadModelProjection, int, list[Statement]]]) -> None:
+        for projection, position, statements in work:
+            projection.view.apply_batch(Tracking(APPLICATION_NAME, position), statements)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="replay") as writer:
+        applying: Future[None] | None = None
+        for work in batches():
+            if applying is not None:
+                applying.result()
+            applying = writer.submit(apply, work)
+        if applying is not None:
+            applying.result()
+    return count
 
 
 def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
@@ -103,7 +129,7 @@ def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
     with shadow(env, projection) as fresh:
         shadow_projection = projection(view=fresh)
         count = replay(store, shadow_projection, live.position())
-        add_indexes(fresh)
+        finish(fresh, projection.view_class.tables)
         schema = fresh.datastore.schema
         with live.datastore.transaction(commit=True) as curs:
             # Hold the live tables still while the shadow catches up and takes their place.
@@ -135,7 +161,7 @@ def verify(store: EventStore, env: dict[str, str], live: ReadModel,
         shadow_projection = projection(view=fresh)
         covered = live.position()
         replay(store, shadow_projection, covered)
-        add_indexes(fresh)
+        finish(fresh, projection.view_class.tables)
         schema = fresh.datastore.schema
         for _ in range(MAX_VERIFY_ROUNDS):
             with live.datastore.get_connection() as conn, conn.transaction():
