@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
@@ -21,9 +21,16 @@ A = TypeVar("A", bound=Aggregate)
 _jitter = random.Random()  # our own generator: the global one belongs to whoever seeds it
 
 
+READ_ONLY_CACHE_SIZE = 1000
+
+
 class EventStore(Application[UUID]):
     name = APPLICATION_NAME
     is_snapshotting_enabled = False
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._read_only: LRUCache[UUID, Aggregate] = LRUCache(maxsize=READ_ONLY_CACHE_SIZE)
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str = "Object") -> A:
         """Get an aggregate of the given class or raise NotFound."""
@@ -40,6 +47,31 @@ class EventStore(Application[UUID]):
             aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def find_read_only(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate's current state, for reading only: it is shared between threads,
+        so it must never be changed.
+
+        Commands that only consult an aggregate (every answer consults its quiz) would
+        otherwise pay for a deep copy of the cached one. Here one indexed query finds
+        the latest version; an aggregate is rebuilt from its events, privately, only
+        when that version is new, so no reader sees a half-applied change.
+        """
+        latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        if not latest:
+            return None
+        version = latest[0].originator_version
+        try:
+            aggregate = self._read_only.get(aggregate_id)
+        except KeyError:
+            aggregate = None
+        if aggregate is None or aggregate.version != version:
+            try:
+                aggregate = self.repository.get(aggregate_id, version=version)
+            except AggregateNotFoundError:
+                return None
+            self._read_only.put(aggregate_id, aggregate)
         return aggregate if isinstance(aggregate, cls) else None
 
     def commit(self, *aggregates: Aggregate | None) -> int:

@@ -151,7 +151,7 @@ class QuizCommands:
     def start(self, actor: Actor, quiz_id: UUID) -> AttemptStarted:
         """Start the next attempt, or return the one in progress."""
         def command() -> AttemptStarted:
-            quiz = self.store.find(Quiz, quiz_id)
+            quiz = self.store.find_read_only(Quiz, quiz_id)
             if quiz is None or quiz.status != PUBLISHED:
                 raise NotFound("Quiz not found")
             attempts = self.attempts_of(quiz_id, actor.id)
@@ -183,7 +183,10 @@ class QuizCommands:
         attempt = self.store.find(Attempt, attempt_id)
         if attempt is None or attempt.student_id != actor.id:
             raise NotFound("Attempt not found")
-        return attempt, self.store.load(Quiz, attempt.quiz_id, "Quiz")
+        quiz = self.store.find_read_only(Quiz, attempt.quiz_id)
+        if quiz is None:
+            raise NotFound("Quiz not found")
+        return attempt, quiz
 
     def answer(self, actor: Actor, attempt_id: UUID, question_id: str,
                option_ids: list[str]) -> int:

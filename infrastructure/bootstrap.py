@@ -209,7 +209,7 @@ class Container:
     pool: ConnectionPool
     redis: Redis
     tokens: JwtTokens
-    sessions: authstore.PostgresSessions
+    sessions: authstore.RememberedSessions
     accounts: AccountCommands
     auth: AuthCommands
     curriculum: CurriculumCommands
@@ -373,7 +373,8 @@ def build(settings: Settings | None = None) -> Container:
 
     hasher = Argon2Hasher()
     credentials = authstore.PostgresCredentials(pool)
-    sessions = authstore.PostgresSessions(pool)
+    sessions = authstore.RememberedSessions(authstore.PostgresSessions(pool),
+                                            settings.session_check_seconds)
     one_time = authstore.PostgresOneTimeTokens(pool)
     tokens = JwtTokens(_secret(settings.jwt_secret, settings.data_dir, "jwt-secret"),
                        settings.jwt_issuer, settings.jwt_audience,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ ALGORITHM = "HS256"
 ACCESS = "access"
 REFRESH = "refresh"
 STATE = "oauth_state"
+VERIFIED_TOKENS = 4096
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "typ", "sid"]
 
 
@@ -38,6 +40,11 @@ class JwtTokens:
         self._audience = audience
         self._access_ttl = access_ttl
         self._refresh_ttl = refresh_ttl
+        # Every request presents its access token again; verifying the signature and
+        # claims cost more than the rest of authentication (measured), so verified tokens
+        # are remembered. Failures are not (lru_cache does not cache exceptions).
+        self._verified_access = functools.lru_cache(maxsize=VERIFIED_TOKENS)(
+            self._verify_access)
 
     @property
     def refresh_ttl_seconds(self) -> int:
@@ -73,10 +80,17 @@ class JwtTokens:
         return claims
 
     def decode_access(self, token: str) -> AccessClaims:
+        claims, expires = self._verified_access(token)
+        # A remembered token is still checked against the clock, as the library would.
+        if expires <= int(time.time()):
+            raise Unauthenticated("Token has expired", code="TOKEN_EXPIRED")
+        return claims
+
+    def _verify_access(self, token: str) -> tuple[AccessClaims, int]:
         claims = self._decode(token, ACCESS)
         try:
-            return AccessClaims(UUID(str(claims["sub"])), str(claims["role"]),
-                                UUID(str(claims["sid"])))
+            return (AccessClaims(UUID(str(claims["sub"])), str(claims["role"]),
+                                 UUID(str(claims["sid"]))), int(str(claims["exp"])))
         except (KeyError, ValueError):
             raise Unauthenticated("Token is invalid", code="TOKEN_INVALID") from None
 

@@ -20,6 +20,12 @@ EVENTSOURCING_DEFAULTS = {
     # No ping per checkout: it costs a round trip on every command; a connection broken
     # by a database restart fails one request with 503 and the pool replaces it.
     "POSTGRES_PRE_PING": "n",
+    # Aggregates are cached and fast-forwarded with the events stored since (one indexed
+    # query, usually empty), instead of replayed whole on every command: an attempt
+    # gathers an event per saved answer, and every answer also reads its quiz.
+    # Commands get a deep copy, so a rejected command leaves the cache untouched.
+    "AGGREGATE_CACHE_MAXSIZE": "10000",
+    "AGGREGATE_CACHE_FASTFORWARD": "y",
 }
 
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
             return self.enrolment_requires_payment
         return self.stripe_secret_key is not None
     read_wait_seconds: float = 5.0
+    # How long an API process may answer "this session is active" from memory. Revoking
+    # through the same process takes effect at once; other processes may lag this much.
+    session_check_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # Redis key namespace, so several deployments (or test runs) can share one Redis.
     redis_namespace: str = "apranova"

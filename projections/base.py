@@ -76,11 +76,18 @@ class ReadModel(PostgresTrackingRecorder):
     def page_of(self, source: str, columns: str, where: str, params: dict[str, Any],
                 order: str, offset: int, limit: int) -> tuple[int, list[DictRow]]:
         """One page of rows and the total count, for the {count, next, previous, results}
-        lists."""
+        lists: one query, the count riding along as a window; a second only for a page
+        past the end, which has no row to carry it."""
         params = {**params, "offset": offset, "limit": limit}
-        count = self.fetch_one(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
-        rows = self.fetch_all(f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order} "
+        rows = self.fetch_all(f"SELECT {columns}, count(*) OVER () AS total_rows FROM {source} "
+                              f"WHERE {where} ORDER BY {order} "
                               "OFFSET %(offset)s LIMIT %(limit)s", params)
+        if rows:
+            total = int(rows[0]["total_rows"])
+            for row in rows:
+                del row["total_rows"]
+            return total, rows
+        count = self.fetch_one(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
         return (int(count["n"]) if count else 0), rows
 
     def position(self) -> int:

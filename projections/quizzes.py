@@ -29,6 +29,12 @@ def _st(sql: str, *params: Any) -> Statement:
     return sql, params
 
 
+# Lists show how many questions a quiz has, not the questions: the count is computed in
+# the database rather than shipping every question set to count it.
+SUMMARY_COLUMNS = ("id, title, track, settings, published_at, "
+                   "jsonb_array_length(questions) AS question_count")
+
+
 class QuizzesView(ReadModel):
     topics = tuple(get_topic(cls) for cls in QUIZ_EVENTS)
     tables = ("rm_quizzes",)
@@ -62,7 +68,7 @@ CREATE INDEX IF NOT EXISTS rm_quizzes_owner ON rm_quizzes (owner_id, created_at)
 
     def page(self, *, offset: int, limit: int, owner_id: UUID | None,
              status: str | None) -> tuple[int, list[DictRow]]:
-        return self.page_of("rm_quizzes", self.COLUMNS,
+        return self.page_of("rm_quizzes", SUMMARY_COLUMNS + ", status",
             "(%(owner)s::uuid IS NULL OR owner_id = %(owner)s) AND "
             "(%(status)s::text IS NULL OR status = %(status)s)",
             {"owner": owner_id, "status": status},
@@ -140,7 +146,7 @@ CREATE INDEX IF NOT EXISTS rm_student_quizzes_track ON rm_student_quizzes (track
 
     def page(self, *, offset: int, limit: int, track: str | None
              ) -> tuple[int, list[DictRow]]:
-        return self.page_of("rm_student_quizzes", self.COLUMNS,
+        return self.page_of("rm_student_quizzes", SUMMARY_COLUMNS,
             "(%(track)s::text IS NULL OR track IS NULL OR track = %(track)s)",
             {"track": track}, "published_at DESC, id", offset, limit)
 
@@ -231,17 +237,19 @@ CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id,
             f"SELECT {self.COLUMNS} FROM rm_attempts WHERE quiz_id = %s AND student_id = %s "
             "ORDER BY number", (quiz_id, student_id))
 
-    def statistics(self, quiz_id: UUID) -> tuple[DictRow | None, list[DictRow]]:
-        summary = self.fetch_one(
+    def statistics(self, quiz_id: UUID) -> tuple[DictRow | None, list[dict[str, Any]]]:
+        """The submitted attempts' summary and per-question scores, in one query."""
+        row = self.fetch_one(
+            "WITH submitted AS (SELECT student_id, percent, per_question FROM rm_attempts "
+            "  WHERE quiz_id = %s AND status = 'submitted'), "
+            "per_question AS (SELECT q.key AS question_id, "
+            "  avg(q.value::double precision) AS average_score, count(*) AS answered "
+            "  FROM submitted, jsonb_each_text(submitted.per_question) q GROUP BY q.key) "
             "SELECT count(*) AS attempts, count(DISTINCT student_id) AS students, "
             "avg(percent) AS average_percent, min(percent) AS lowest_percent, "
-            "max(percent) AS highest_percent FROM rm_attempts "
-            "WHERE quiz_id = %s AND status = 'submitted'", (quiz_id,))
-        per_question = self.fetch_all(
-            "SELECT q.key AS question_id, avg(q.value::double precision) AS average_score, "
-            "count(*) AS answered FROM rm_attempts a, jsonb_each_text(a.per_question) q "
-            "WHERE a.quiz_id = %s AND a.status = 'submitted' GROUP BY q.key", (quiz_id,))
-        return summary, per_question
+            "max(percent) AS highest_percent, (SELECT COALESCE(jsonb_agg(to_jsonb(p)), "
+            "'[]'::jsonb) FROM per_question p) AS per_question FROM submitted", (quiz_id,))
+        return row, list(row["per_question"]) if row else []
 
 
 class AttemptsProjection(ReadModelProjection):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from application.accounts import Actor
 from application.auth import Unauthenticated
@@ -19,7 +20,12 @@ from infrastructure.bootstrap import Container
 bearer = HTTPBearer(auto_error=False, description="JWT access token")
 
 
-def container(request: Request) -> Container:
+# Dependencies that don't block are `async def`: FastAPI runs a plain `def` dependency
+# in the thread pool, and each hop there cost more than the work (measured with
+# bench/endpoints.py).
+
+
+async def container(request: Request) -> Container:
     c: Container = request.app.state.container
     return c
 
@@ -41,14 +47,17 @@ class Principal:
         return self.actor.role
 
 
-def principal(
+async def principal(
     c: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("Authentication credentials were not provided")
     claims = c.tokens.decode_access(credentials.credentials)
-    if not c.sessions.is_active(claims.session_id):
+    # A session seen active moments ago is answered from memory, in the event loop; only
+    # a check that needs the database goes to the thread pool.
+    if not (c.sessions.remembered(claims.session_id) or await run_in_threadpool(
+            c.sessions.is_active, claims.session_id, claims.account_id)):
         raise Unauthenticated("The session has ended", code="TOKEN_REVOKED")
     try:
         role = Role(claims.role)
@@ -60,10 +69,10 @@ def principal(
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = frozenset(roles)
 
-    def check(p: PrincipalDep) -> Principal:
+    async def check(p: PrincipalDep) -> Principal:
         if p.role not in allowed:
             raise Forbidden("You do not have permission to do this", code="PERMISSION_DENIED")
         return p
@@ -71,7 +80,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
-def read_position(
+async def read_position(
     x_position: Annotated[int | None, Header(ge=0, description=(
         "Wait until the read model includes this log position (from a command's X-Position)"
     ))] = None,

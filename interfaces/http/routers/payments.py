@@ -115,10 +115,11 @@ async def stripe_webhook(
     event_id, kind = str(event["id"]), str(event["type"])
     if await run_in_threadpool(c.webhooks.handled, "stripe", event_id):
         return JSONResponse({"received": True, "duplicate": True})
-    await run_in_threadpool(c.payments.record_provider_event, event_id, kind,
-                            event["data"]["object"])
+    position = await run_in_threadpool(c.payments.record_provider_event, event_id, kind,
+                                       event["data"]["object"])
     await run_in_threadpool(c.webhooks.mark, "stripe", event_id, kind)
-    return JSONResponse({"received": True})
+    # The position lets a reader of the payment see this outcome (0: nothing changed).
+    return JSONResponse({"received": True}, headers={"X-Position": str(position)})
 
 
 @router.get("/{payment_id}/", response_model=PaymentOut)

@@ -241,7 +241,7 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
             offset=pages.offset, limit=pages.page_size, status=status_filter,
             owner_id=p.id if p.role is Role.TRAINER else None)
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
-                                  status=r["status"], question_count=len(r["questions"]),
+                                  status=r["status"], question_count=r["question_count"],
                                   settings=r["settings"], published_at=r["published_at"])
                    for r in rows]
     else:
@@ -250,7 +250,7 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
         count, rows = c.student_quizzes.page(offset=pages.offset, limit=pages.page_size,
                                              track=user["track"] if user else None)
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
-                                  status="published", question_count=len(r["questions"]),
+                                  status="published", question_count=r["question_count"],
                                   settings=r["settings"], published_at=r["published_at"])
                    for r in rows]
     return paginate(request, pages, count, results)
@@ -298,11 +298,13 @@ def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
 def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                ) -> StatisticsOut:
     c.attempts.wait_for(position, c.settings.read_wait_seconds)
-    quiz = _authored_quiz(c, p, quiz_id)
+    quiz = _authors_row(c, p, quiz_id)
+    if quiz is None:
+        raise NotFound("Quiz not found")
     summary, per_question = c.attempts.statistics(quiz_id)
     by_id = {r["question_id"]: r for r in per_question}
     questions = []
-    for q in quiz.questions:
+    for q in quiz["questions"]:
         row = by_id.get(q["id"])
         average = float(row["average_score"]) if row else None
         questions.append(QuestionStats(

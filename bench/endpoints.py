@@ -1,0 +1,172 @@
+"""Server CPU per request, endpoint by endpoint, against the bare SELECT app: where a
+request's time goes, before and after a change.
+
+    python -m bench.endpoints [--seconds 3] [--rounds 3] [--concurrency 8]
+
+Starts `apranova serve` and the bare SELECT app (as bench.load does) on a fresh
+database, seeds a trainer, quizzes and a student, then runs closed loops over the
+endpoints in alternating rounds and prints, as medians, requests/s, server CPU
+milliseconds per request and the ratio of each to the SELECT baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from pydantic import SecretStr
+
+from bench.commands import fresh_database
+from bench.load import (
+    PASSWORD,
+    REDIS_URL,
+    SELECT_APP,
+    bearer,
+    cpu_seconds,
+    expect,
+    free_port,
+    login,
+    make_quiz,
+    process,
+    serve_env,
+)
+from domain.roles import Role
+from infrastructure.bootstrap import build
+from infrastructure.settings import Settings
+
+Call = tuple[str, str, dict[str, str], Any]  # method, url, headers, JSON body
+
+
+async def closed_loop(client: httpx.AsyncClient, calls: list[Call], seconds: float, pid: int
+                      ) -> tuple[float, float, int]:
+    """One worker per call, each repeating its call; returns requests/s, server CPU ms
+    per request, and errors."""
+    done, errors = 0, 0
+
+    async def worker(call: Call, deadline: float) -> None:
+        nonlocal done, errors
+        method, url, headers, body = call
+        while time.perf_counter() < deadline:
+            r = await client.request(method, url, headers=headers, json=body)
+            done += 1
+            errors += r.status_code >= 300
+
+    cpu, started = cpu_seconds(pid), time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(worker(call, deadline) for call in calls))
+    wall, used = time.perf_counter() - started, cpu_seconds(pid) - cpu
+    return done / wall, 1000 * used / max(done, 1), errors
+
+
+async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_pid: int,
+                  select_pid: int, container: Any) -> list[tuple[str, float, float, int]]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client, \
+            httpx.AsyncClient(base_url=select_url, timeout=30) as base:
+        admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        container.accounts.create_administrator(admin_email, "Admin", PASSWORD, Role.ADMIN)
+        admin = bearer(await login(client, admin_email))
+        trainer_email = f"trainer-{uuid.uuid4().hex[:8]}@example.com"
+        expect(await client.post("/api/users/", headers=admin, json={
+            "email": trainer_email, "password": PASSWORD, "name": "Trainer",
+            "role": "trainer"}), 201, 202)
+        trainer = bearer(await login(client, trainer_email))
+        quiz = await make_quiz(client, trainer, 0)
+        # A student per worker: concurrent saves to one attempt would measure retries.
+        students, answers = [], []
+        for _ in range(args.concurrency):
+            email = f"s-{uuid.uuid4().hex[:8]}@example.com"
+            expect(await client.post("/api/auth/register/", json={
+                "email": email, "password": PASSWORD, "name": "Student", "track": "DP"}), 201)
+            student = bearer(await login(client, email))
+            attempt = expect(await client.post(f"/api/quiz/quizzes/{quiz}/start/",
+                                               headers=student), 200, 201)
+            question = attempt["questions"][0]
+            students.append(student)
+            answers.append(("POST", f"/api/quiz/attempts/{attempt['id']}/answer/", student,
+                            {"question_id": question["id"],
+                             "option_ids": [question["options"][0]["id"]]}))
+
+        def each(method: str, url: str, headers: list[dict[str, str]]) -> list[Call]:
+            return [(method, url, h, None) for h in headers]
+
+        trainers = [trainer] * args.concurrency
+        cases: list[tuple[str, httpx.AsyncClient, list[Call], int]] = [
+            ("SELECT baseline GET /kv/{id}", base, each("GET", "/kv/7", [{}] * len(students)),
+             select_pid),
+            ("GET /livez (no auth, no query)", client, each("GET", "/livez", [{}] * len(
+                students)), api_pid),
+            ("GET /api/users/profile/", client, each("GET", "/api/users/profile/", students),
+             api_pid),
+            ("GET /api/quiz/quizzes/ (student)", client,
+             each("GET", "/api/quiz/quizzes/", students), api_pid),
+            ("GET /api/quiz/quizzes/{id}/statistics/", client,
+             each("GET", f"/api/quiz/quizzes/{quiz}/statistics/", trainers), api_pid),
+            ("GET /api/curriculum/review-queue/", client,
+             each("GET", "/api/curriculum/review-queue/", trainers), api_pid),
+            ("POST /api/quiz/attempts/{id}/answer/", client, answers, api_pid),
+        ]
+        # Rounds alternate over the endpoints so that the machine's drifts touch all alike.
+        results: dict[str, list[tuple[float, float, int]]] = {name: [] for name, *_ in cases}
+        for _ in range(args.rounds):
+            for name, via, calls, pid in cases:
+                results[name].append(await closed_loop(via, calls, args.seconds, pid))
+        rows = []
+        for name, measured in results.items():
+            rows.append((name, statistics.median(m[0] for m in measured),
+                         statistics.median(m[1] for m in measured), sum(m[2] for m in measured)))
+        return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=url, redis_url=REDIS_URL,
+                            jwt_secret=SecretStr("bench-" + "x" * 40),
+                            redis_namespace=f"apranova-endpoints-{uuid.uuid4().hex[:8]}",
+                            data_dir=Path(tmp), login_max_per_ip=10**9,
+                            login_max_per_account=10**6, pool_size=20)
+        container = build(settings)
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE bench_kv (id int PRIMARY KEY, v text)")
+                conn.execute("INSERT INTO bench_kv SELECT i, md5(i::text) "
+                             "FROM generate_series(1, 100) i")
+            (Path(tmp) / "bench_select_app.py").write_text(SELECT_APP)
+            api_port, select_port = free_port(), free_port()
+            api_url, select_url = (f"http://127.0.0.1:{api_port}",
+                                   f"http://127.0.0.1:{select_port}")
+            apranova = str(Path(sys.executable).parent / "apranova")
+            with process([apranova, "serve", "--port", str(api_port)], serve_env(settings),
+                         Path(tmp) / "api.log", f"{api_url}/readyz") as api, \
+                    process([sys.executable, "-m", "uvicorn", "bench_select_app:app",
+                             "--app-dir", tmp, "--port", str(select_port), "--log-level",
+                             "warning", "--no-access-log"], {"BENCH_DATABASE_URL": url},
+                            Path(tmp) / "select.log", f"{select_url}/kv/1") as select:
+                rows = asyncio.run(measure(args, api_url, select_url, api.pid, select.pid,
+                                           container))
+        finally:
+            for key in container.redis.scan_iter(match=f"{settings.redis_namespace}*"):
+                container.redis.delete(key)
+            container.close()
+    base_rps, base_cpu = rows[0][1], rows[0][2]
+    print(f"{'endpoint':<44}{'req/s':>8}{'x base':>8}{'cpu ms/req':>12}{'x base':>8}{'errors':>8}")
+    for name, rps, cpu_ms, errors in rows:
+        print(f"{name:<44}{rps:>8.0f}{rps / base_rps:>8.2f}{cpu_ms:>12.2f}"
+              f"{cpu_ms / base_cpu:>8.2f}{errors:>8}")
+
+
+if __name__ == "__main__":
+    main()
