@@ -21,11 +21,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from pydantic import SecretStr
 
 from bench.commands import fresh_database
+from bench.http1 import Client
 from bench.load import (
     PASSWORD,
     REDIS_URL,
@@ -46,7 +46,7 @@ from infrastructure.settings import Settings
 Call = tuple[str, str, dict[str, str], Any]  # method, url, headers, JSON body
 
 
-async def closed_loop(client: httpx.AsyncClient, calls: list[Call], seconds: float, pid: int
+async def closed_loop(client: Client, calls: list[Call], seconds: float, pid: int
                       ) -> tuple[float, float, int]:
     """One worker per call, each repeating its call; returns requests/s, server CPU ms
     per request, and errors."""
@@ -69,8 +69,7 @@ async def closed_loop(client: httpx.AsyncClient, calls: list[Call], seconds: flo
 
 async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_pid: int,
                   select_pid: int, container: Any) -> list[tuple[str, float, float, int]]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client, \
-            httpx.AsyncClient(base_url=select_url, timeout=30) as base:
+    async with Client(api_url) as client, Client(select_url) as base:
         admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
         container.accounts.create_administrator(admin_email, "Admin", PASSWORD, Role.ADMIN)
         admin = bearer(await login(client, admin_email))
@@ -99,7 +98,7 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
             return [(method, url, h, None) for h in headers]
 
         trainers = [trainer] * args.concurrency
-        cases: list[tuple[str, httpx.AsyncClient, list[Call], int]] = [
+        cases: list[tuple[str, Client, list[Call], int]] = [
             ("SELECT baseline GET /kv/{id}", base, each("GET", "/kv/7", [{}] * len(students)),
              select_pid),
             ("GET /livez (no auth, no query)", client, each("GET", "/livez", [{}] * len(

@@ -4,10 +4,11 @@
 
 Starts `apranova serve` in a subprocess on a fresh database (the machine's PostgreSQL and
 Redis on 127.0.0.1), seeds an admin, a trainer, published quizzes and N students, then
-runs, from one asyncio process: (1) N students logging in and taking quizzes with think
-time, (2) every student saving answers at once, (3) trainers reading their review queue
-and quiz statistics in a closed loop. Baselines in the same run: a bare FastAPI app doing
-one primary-key SELECT (same closed loop) and the bare eventsourcing save. Prints a table,
+runs, from one asyncio process with a light HTTP client (bench/http1.py): (1) N students
+logging in and taking quizzes with think time, (2) every student saving answers at once,
+(3) trainers reading their review queue and quiz statistics in a closed loop. Baselines
+in the same run: a bare FastAPI app doing one primary-key SELECT (same closed loop) and
+the bare eventsourcing save. Prints a table,
 the ratios and the targets; writes bench/results/load-<timestamp>.json.
 """
 
@@ -40,6 +41,7 @@ import psycopg
 from pydantic import SecretStr
 
 from bench.commands import Thing, fresh_database, rate
+from bench.http1 import Client, HTTPError, Response
 from domain.roles import Role
 from infrastructure.bootstrap import Container, build
 from infrastructure.settings import Settings
@@ -161,14 +163,14 @@ class Recorder:
     windows: dict[str, Window] = field(default_factory=dict)
     probe: LagProbe | None = None
 
-    async def call(self, client: httpx.AsyncClient, label: str, method: str, url: str,
+    async def call(self, client: Client, label: str, method: str, url: str,
                    ok: tuple[int, ...] = (200,), probe: bool = False, **kw: Any
-                   ) -> httpx.Response | None:
+                   ) -> Response | None:
         started = time.perf_counter()
         try:
-            r: httpx.Response | None = await client.request(method, url, **kw)
+            r: Response | None = await client.request(method, url, **kw)
             outcome = str(r.status_code) if r is not None else "none"
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             r, outcome = None, type(exc).__name__
         ended = time.perf_counter()
         self.latencies[label].append(ended - started)
@@ -270,19 +272,19 @@ def bearer(body: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access']}"}
 
 
-def expect(r: httpx.Response, *codes: int) -> dict[str, Any]:
+def expect(r: Response, *codes: int) -> dict[str, Any]:
     if r.status_code not in codes:
-        raise RuntimeError(f"{r.status_code} {r.request.method} {r.request.url.path}: "
+        raise RuntimeError(f"{r.status_code} {r.method} {r.path}: "
                            f"{r.text[:300]}")
     return dict(r.json()) if r.content else {}
 
 
-async def login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+async def login(client: Client, email: str) -> dict[str, Any]:
     return expect(await client.post("/api/auth/login/",
                                           json={"email": email, "password": PASSWORD}), 200)
 
 
-async def make_quiz(client: httpx.AsyncClient, trainer: dict[str, str], n: int) -> str:
+async def make_quiz(client: Client, trainer: dict[str, str], n: int) -> str:
     r = await client.post("/api/quiz/quizzes/generate/", headers=trainer, json={
         "title": f"Bench quiz {n}", "prompt": "SQL joins, WHERE and GROUP BY",
         "num_questions": 5, "track": "DP"})
@@ -302,7 +304,7 @@ async def make_quiz(client: httpx.AsyncClient, trainer: dict[str, str], n: int) 
     return str(quiz_id)
 
 
-async def submit_project(client: httpx.AsyncClient, admin: dict[str, str], trainer_id: str,
+async def submit_project(client: Client, admin: dict[str, str], trainer_id: str,
                          email: str) -> None:
     """Puts one submission in the trainer's review queue."""
     me = await login(client, email)
@@ -317,7 +319,7 @@ async def submit_project(client: httpx.AsyncClient, admin: dict[str, str], train
         201, 202)
 
 
-async def seed(client: httpx.AsyncClient, container: Container, users: int, quizzes: int
+async def seed(client: Client, container: Container, users: int, quizzes: int
                ) -> dict[str, Any]:
     started = time.perf_counter()
     admin_email, trainer_email = f"admin-{uuid.uuid4().hex[:8]}@example.com", \
@@ -354,14 +356,14 @@ async def seed(client: httpx.AsyncClient, container: Container, users: int, quiz
 
 @dataclass
 class Student:
-    client: httpx.AsyncClient
+    client: Client
     rec: Recorder
     deadline: float
     think: tuple[float, float]
     headers: dict[str, str] = field(default_factory=dict)
 
     async def call(self, endpoint: str, method: str, url: str, ok: tuple[int, ...] = (200,),
-                   probe: bool = False, **kw: Any) -> httpx.Response | None:
+                   probe: bool = False, **kw: Any) -> Response | None:
         if time.perf_counter() >= self.deadline:
             raise Stop
         r = await self.rec.call(self.client, f"mix|{endpoint}", method, url, ok, probe,
@@ -398,7 +400,7 @@ class Student:
                             "/api/curriculum/progress/me/")
 
 
-async def mix(client: httpx.AsyncClient, rec: Recorder, data: dict[str, Any],
+async def mix(client: Client, rec: Recorder, data: dict[str, Any],
               args: argparse.Namespace, tokens: dict[str, dict[str, str]]) -> None:
     t0 = time.perf_counter()
     deadline = t0 + args.duration
@@ -417,7 +419,7 @@ async def mix(client: httpx.AsyncClient, rec: Recorder, data: dict[str, Any],
                            timeout=args.duration + 180)
 
 
-async def burst(client: httpx.AsyncClient, rec: Recorder, server_pid: int,
+async def burst(client: Client, rec: Recorder, server_pid: int,
                 data: dict[str, Any], tokens: dict[str, dict[str, str]], window: float,
                 meta: psycopg.AsyncConnection[Any]) -> int:
     """Every student saves answers with no pause; returns the events the log grew by."""
@@ -429,7 +431,7 @@ async def burst(client: httpx.AsyncClient, rec: Recorder, server_pid: int,
                 headers = tokens.get(email) or bearer(await login(client, email))
                 r = await client.post(f"/api/quiz/quizzes/{quiz}/start/", headers=headers)
                 return headers, expect(r, 200, 201)
-            except (RuntimeError, httpx.HTTPError) as exc:
+            except (RuntimeError, HTTPError) as exc:
                 rec.statuses["burst|(not prepared)"][repr(exc)[:160]] += 1
                 return None
 
@@ -460,7 +462,7 @@ async def log_position(conn: psycopg.AsyncConnection[Any]) -> int:
     return int(row[0] or 0) if row else 0
 
 
-async def closed_loop(client: httpx.AsyncClient, rec: Recorder, scenario: str, endpoint: str,
+async def closed_loop(client: Client, rec: Recorder, scenario: str, endpoint: str,
                       urls: list[str], headers: dict[str, str], concurrency: int,
                       window: float, server_pid: int) -> None:
     async def worker(deadline: float) -> None:
@@ -574,15 +576,8 @@ def judge(result: dict[str, Any]) -> None:
 async def scenarios(args: argparse.Namespace, container: Container, url: str,
                     api: subprocess.Popen[bytes], select: subprocess.Popen[bytes],
                     result: dict[str, Any]) -> Recorder:
-    # Idle connections expire well before uvicorn's 5 s keep-alive, so that the client never
-    # reuses one the server is closing (a ReadError that would say nothing about the app).
-    limits = httpx.Limits(max_connections=args.connections,
-                          max_keepalive_connections=args.connections, keepalive_expiry=2.5)
-    timeout = httpx.Timeout(30.0)
-    async with httpx.AsyncClient(base_url=result["api_url"], limits=limits,
-                                 timeout=timeout) as client, \
-            httpx.AsyncClient(base_url=result["select_url"], limits=limits,
-                              timeout=timeout) as base, \
+    async with Client(result["api_url"], args.connections) as client, \
+            Client(result["select_url"], args.connections) as base, \
             await psycopg.AsyncConnection.connect(url, autocommit=True) as meta:
         data = await seed(client, container, args.users, args.quizzes)
         result["seed"] = {k: data[k] for k in ("seconds", "register_seconds",

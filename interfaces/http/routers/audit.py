@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
 from domain.errors import Invalid
 from domain.roles import Role
 from interfaces.http.dependencies import ContainerDep, Principal, require_roles
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 
-router = APIRouter(prefix="/api/audit", tags=["audit"])
+router = Router(prefix="/api/audit", tags=["audit"])
 
 Auditor = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
 AggregateType = Annotated[str, Path(pattern=r"^[a-z][a-z-]{1,40}$",

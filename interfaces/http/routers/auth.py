@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 from pydantic import BaseModel, StringConstraints
 
 from domain.roles import Track
 from interfaces.http.dependencies import ContainerDep, PrincipalDep
+from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Detail, Email, Name, Password
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = Router(prefix="/api/auth", tags=["auth"])
 
 Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 

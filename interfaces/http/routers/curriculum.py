@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -17,10 +17,11 @@ from infrastructure.bootstrap import Container
 from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 from interfaces.http.schemas import Body
 from projections.base import ReadModel
 
-router = APIRouter(prefix="/api/curriculum", tags=["curriculum"])
+router = Router(prefix="/api/curriculum", tags=["curriculum"])
 
 Position = Annotated[int | None, Depends(read_position)]
 Pages = Annotated[PageParams, Depends(page_params)]

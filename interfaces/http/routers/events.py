@@ -8,15 +8,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from domain.roles import Role
 from interfaces.analytics import asyncapi_document
 from interfaces.http.dependencies import ContainerDep, Principal, require_roles
+from interfaces.http.routing import Router
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = Router(prefix="/api/events", tags=["events"])
 
 Reader = Annotated[Principal, Depends(require_roles(
     Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR, Role.ANALYST))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from infrastructure.github import github_signature_valid
 from interfaces.http.dependencies import ContainerDep, PrincipalDep
 from interfaces.http.errors import error_response
+from interfaces.http.routing import Router
 
-router = APIRouter(tags=["github"])
+router = Router(tags=["github"])
 
 
 class ConnectOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
@@ -19,9 +19,10 @@ from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.errors import error_response
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 from interfaces.http.schemas import Body
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = Router(prefix="/api/payments", tags=["payments"])
 
 Position = Annotated[int | None, Depends(read_position)]
 Reason = Annotated[str, StringConstraints(max_length=500)]

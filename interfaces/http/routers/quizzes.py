@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -18,10 +18,11 @@ from infrastructure.bootstrap import Container
 from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 from interfaces.http.schemas import Body
 from projections.base import ReadModel
 
-router = APIRouter(prefix="/api/quiz", tags=["quizzes"])
+router = Router(prefix="/api/quiz", tags=["quizzes"])
 
 Position = Annotated[int | None, Depends(read_position)]
 Pages = Annotated[PageParams, Depends(page_params)]

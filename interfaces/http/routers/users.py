@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from application.accounts import UserChanges
@@ -21,9 +21,10 @@ from interfaces.http.dependencies import (
     require_roles,
 )
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Email, Name, Password, Reason, UserOut
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+router = Router(prefix="/api/users", tags=["users"])
 
 Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN))]
 Overseer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]

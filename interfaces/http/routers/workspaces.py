@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
@@ -20,8 +20,9 @@ from domain.roles import Role
 from infrastructure.bootstrap import Container
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, require_roles
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
+from interfaces.http.routing import Router
 
-router = APIRouter(tags=["workspaces"])
+router = Router(tags=["workspaces"])
 
 Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN))]
 Overseer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
