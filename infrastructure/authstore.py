@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -155,15 +155,17 @@ class RememberedSessions:
 
     Every authenticated request checks its session; answering from memory spares it a
     database round trip and a thread-pool hop (measured with bench/endpoints.py).
-    Revocations made through this object forget at once, so in the one API process
-    logout, password resets and role changes take effect immediately; another process
-    may still accept a revoked session for at most `seconds`. 0 checks every time.
+    A revocation forgets at once in this process and is announced to the others (API
+    workers) through `announce`; each runs `listen` to hear them. Should an announcement
+    be lost, a process still re-checks within `seconds`. 0 checks every time.
     """
 
     def __init__(self, store: PostgresSessions, seconds: float,
+                 announce: Callable[[str], object] = lambda _: None,
                  clock: Callable[[], float] = time.monotonic, size: int = 100_000) -> None:
         self.store = store
         self.seconds = seconds
+        self.announce = announce
         self.clock = clock
         self.size = size
         self._active: dict[UUID, tuple[UUID, float]] = {}  # session -> (account, until)
@@ -176,15 +178,40 @@ class RememberedSessions:
         return self.store.rotate(session_id, presented_jti, new_jti)
 
     def revoke(self, session_id: UUID) -> None:
-        with self._lock:
-            self._active.pop(session_id, None)
         self.store.revoke(session_id)
+        self.forget(f"session:{session_id}")
+        self.announce(f"session:{session_id}")
 
     def revoke_all(self, account_id: UUID) -> None:
-        with self._lock:
-            for session_id in [s for s, (a, _) in self._active.items() if a == account_id]:
-                del self._active[session_id]
         self.store.revoke_all(account_id)
+        self.forget(f"account:{account_id}")
+        self.announce(f"account:{account_id}")
+
+    def forget(self, what: str) -> None:
+        """Forget a revoked `session:<id>`, every session of `account:<id>`, or `all`."""
+        kind, _, raw = what.partition(":")
+        with self._lock:
+            if kind == "session":
+                self._active.pop(UUID(raw), None)
+            elif kind == "account":
+                account = UUID(raw)
+                for session_id in [s for s, (a, _) in self._active.items() if a == account]:
+                    del self._active[session_id]
+            elif what == "all":
+                self._active.clear()
+            else:
+                raise ValueError(f"not a revocation: {what!r}")
+
+    def listen(self, subscribe: Callable[[], Iterator[str]]) -> None:
+        """Apply announced revocations until `subscribe`'s iterator ends. Whatever was
+        announced before it (re)subscribed is unknown, so everything is forgotten first."""
+        messages = subscribe()
+        self.forget("all")
+        for message in messages:
+            try:
+                self.forget(message)
+            except ValueError:
+                continue  # not ours to understand; nothing to forget
 
     def remembered(self, session_id: UUID) -> bool:
         """True if the session was found active within the last `seconds` (no I/O)."""

@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,6 +291,33 @@ class Container:
         self.start_relay()
         self.start_worker()
 
+    def start_session_listener(self) -> Supervised:
+        """Hear revocations announced by other API processes (see RememberedSessions)."""
+        channel = _revocations(self.settings)
+
+        def run(stop: threading.Event) -> None:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+
+            def subscribe() -> Iterator[str]:
+                pubsub.subscribe(channel)  # now, before listen() forgets what it knew
+
+                def messages() -> Iterator[str]:
+                    while not stop.is_set():
+                        message = pubsub.get_message(timeout=1.0)
+                        if message is not None:
+                            yield bytes(message["data"]).decode()
+
+                return messages()
+
+            try:
+                self.sessions.listen(subscribe)
+            finally:
+                pubsub.close()
+
+        listener = Supervised("session-revocations", run).start()
+        self._background.append(listener)
+        return listener
+
     def close(self) -> None:
         for component in reversed(self._background):
             component.stop()
@@ -300,6 +327,11 @@ class Container:
         self.users.datastore.close()
         self.pool.close()
         self.redis.close()
+
+
+def _revocations(settings: Settings) -> str:
+    """The Redis channel on which API processes tell each other of revoked sessions."""
+    return f"{settings.redis_namespace}:sessions-revoked"
 
 
 def _view(env: dict[str, str], projection: type[Projection[Any]]) -> Any:
@@ -342,6 +374,9 @@ def build(settings: Settings | None = None) -> Container:
             settings.data_dir, need_postgres=database_url is None, need_redis=redis_url is None)
         database_url = database_url or embedded_db
         redis_url = redis_url or embedded_redis
+        # Recorded, so that processes started from this one find the same services.
+        settings = settings.model_copy(update={"database_url": database_url,
+                                               "redis_url": redis_url})
     assert database_url is not None and redis_url is not None
 
     env = eventsourcing_env(database_url, settings.pool_size)
@@ -369,12 +404,13 @@ def build(settings: Settings | None = None) -> Container:
             _load_curriculum(curriculum, settings.curriculum_file)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
-    redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
 
     hasher = Argon2Hasher()
     credentials = authstore.PostgresCredentials(pool)
-    sessions = authstore.RememberedSessions(authstore.PostgresSessions(pool),
-                                            settings.session_check_seconds)
+    redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    sessions = authstore.RememberedSessions(
+        authstore.PostgresSessions(pool), settings.session_check_seconds,
+        announce=lambda message: redis.publish(_revocations(settings), message))
     one_time = authstore.PostgresOneTimeTokens(pool)
     tokens = JwtTokens(_secret(settings.jwt_secret, settings.data_dir, "jwt-secret"),
                        settings.jwt_issuer, settings.jwt_audience,

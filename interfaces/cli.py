@@ -63,6 +63,9 @@ def serve(
     data_dir: DataDir = None,
     background: Annotated[bool, typer.Option(
         help="Also run projections, relay and a worker in this process.")] = True,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="API worker processes. One process uses at most one core "
+        "for Python; with several, the log's followers stay in this process.")] = 1,
 ) -> None:
     """Serve the API. With no database or Redis configured, starts embedded ones."""
     import uvicorn
@@ -78,6 +81,17 @@ def serve(
             container.start_all()
         url = f"http://{settings.host}:{settings.port}"
         typer.echo(f"ApraNova is serving at {url} (API docs: {url}/docs)")
+        if workers > 1:
+            # Each worker builds its own container from the environment: the same
+            # services (embedded ones included) and the same data directory.
+            resolved = container.settings
+            os.environ.update({"APRANOVA_DATABASE_URL": str(resolved.database_url),
+                               "APRANOVA_REDIS_URL": str(resolved.redis_url),
+                               "APRANOVA_DATA_DIR": str(resolved.data_dir)})
+            uvicorn.run("interfaces.http.app:create_app_in_worker", factory=True,
+                        workers=workers, host=settings.host, port=settings.port,
+                        log_level="info", access_log=False)
+            return
         config = uvicorn.Config(create_app(container), host=settings.host, port=settings.port,
                                 log_level="info", access_log=False)
         _graceful_server_class()(config).run()

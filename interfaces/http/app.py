@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from infrastructure.bootstrap import Container
@@ -29,8 +32,23 @@ Errors use the envelope `{"status": "error", "error": {"code", "message", "detai
 """
 
 
-def create_app(container: Container) -> FastAPI:
-    app = FastAPI(title="ApraNova API", version="0.1.0", description=DESCRIPTION)
+def create_app(container: Container, owns_container: bool = False) -> FastAPI:
+    """The API on `container`. While it runs it hears session revocations announced by
+    other API processes; with `owns_container` it also closes the container at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        listener = container.start_session_listener()
+        try:
+            yield
+        finally:
+            if owns_container:
+                container.close()
+            else:
+                listener.stop()
+
+    app = FastAPI(title="ApraNova API", version="0.1.0", description=DESCRIPTION,
+                  lifespan=lifespan)
     app.state.container = container
     install_error_handlers(app)
     # FastAPI tries routes in order until one matches; an included router adds about
@@ -44,3 +62,12 @@ def create_app(container: Container) -> FastAPI:
                        upload_bytes=container.settings.max_upload_bytes)
     app.add_middleware(Metrics)
     return app
+
+
+def create_app_in_worker() -> FastAPI:
+    """The app for one of several API worker processes (`apranova serve --workers N`):
+    its own container from the environment the serving process prepared, closed when
+    the worker stops; the log's followers run in the serving process, not here."""
+    from infrastructure.bootstrap import build
+
+    return create_app(build(), owns_container=True)

@@ -1,4 +1,5 @@
-"""The production split: API, projector, relay and worker as separate processes."""
+"""The production split: API (two worker processes), projector, relay and worker as
+separate processes."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def deployment(
             "APRANOVA_SMTP_PORT": str(smtp[1]), "APRANOVA_DATA_DIR": str(tmp_path),
             "APRANOVA_REDIS_NAMESPACE": f"split-{port}",
         })
-        roles = {"api": ["serve", "--port", str(port), "--no-background"],
+        roles = {"api": ["serve", "--port", str(port), "--no-background", "--workers", "2"],
                  "projector": ["projections", "run"], "relay": ["relay"], "worker": ["worker"]}
         heartbeats: dict[str, Path] = {}
         processes: list[subprocess.Popen[bytes]] = []
@@ -89,6 +90,20 @@ def test_separate_processes_cooperate_through_the_log(
         r = c.get("/api/users/profile/", headers={
             "Authorization": f"Bearer {tokens['access']}", "X-Position": position})
         assert r.status_code == 200 and r.json()["name"] == "Split"
+        # Each request on a connection of its own, so both API workers serve some and
+        # remember the session; a logout through one reaches the other in milliseconds
+        # (announced over Redis), far sooner than the 5 s it may remember a session.
+        bearer = {"Authorization": f"Bearer {tokens['access']}"}
+        for _ in range(12):
+            assert httpx.get(f"{url}/api/users/profile/", headers=bearer).status_code == 200
+        assert c.post("/api/auth/logout/", headers=bearer,
+                      json={"refresh": tokens["refresh"]}).status_code == 204
+        revoked = time.monotonic()
+        while httpx.get(f"{url}/api/users/profile/", headers=bearer).status_code != 401:
+            assert time.monotonic() - revoked < 1.0, "a worker kept the revoked session"
+        for _ in range(12):
+            r = httpx.get(f"{url}/api/users/profile/", headers=bearer)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "TOKEN_REVOKED"
     # The relay process enqueues, the worker process sends.
     mailbox.wait_for(email, "Welcome to ApraNova", timeout=30)
     for name in ("projector", "relay", "worker"):
