@@ -1,6 +1,6 @@
 """Load test over HTTP: the students' mix, a write burst and trainer reads, with baselines.
 
-    python -m bench.load [--users 1000] [--duration 60] [--think 1-3]
+    python -m bench.load [--users 1000] [--duration 60] [--ramp 10] [--workers 1]
 
 Starts `apranova serve` in a subprocess on a fresh database (the machine's PostgreSQL and
 Redis on 127.0.0.1), seeds an admin, a trainer, published quizzes and N students, then
@@ -82,8 +82,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of a process and its children (API worker processes), so far."""
+    total, hz = 0.0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / hz
+    return total
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -470,6 +478,9 @@ async def closed_loop(client: Client, rec: Recorder, scenario: str, endpoint: st
             await rec.call(client, f"{scenario}|{endpoint}", "GET", random.choice(urls),
                            headers=headers)
 
+    # Fresh connections: ones kept from an earlier scenario may all lead to one of several
+    # worker processes (seen: one worker busy, the other idle, the machine 64% busy).
+    await client.aclose()
     async with rec.measuring(scenario, server_pid):
         deadline = time.perf_counter() + window
         await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
@@ -613,7 +624,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             jwt_secret=SecretStr("bench-" + "x" * 40),
                             redis_namespace=f"apranova-load-{uuid.uuid4().hex[:8]}",
                             data_dir=Path(tmp), login_max_per_ip=10**9,
-                            login_max_per_account=10**6, pool_size=20)
+                            login_max_per_account=10**6,
+                            # PostgreSQL allows 100 connections for all the processes.
+                            pool_size=max(8, 20 // args.workers))
         container = build(settings)
         try:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -627,11 +640,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["api_url"] = f"http://127.0.0.1:{api_port}"
             result["select_url"] = f"http://127.0.0.1:{select_port}"
             apranova = str(Path(sys.executable).parent / "apranova")
-            with process([apranova, "serve", "--port", str(api_port)], serve_env(settings),
+            # Both servers get the same number of worker processes, so ratios compare like
+            # with like.
+            with process([apranova, "serve", "--port", str(api_port), "--workers",
+                          str(args.workers)], serve_env(settings),
                          Path(tmp) / "api.log", f"{result['api_url']}/readyz") as api, \
                     process([sys.executable, "-m", "uvicorn", "bench_select_app:app",
                              "--app-dir", tmp, "--port", str(select_port), "--log-level",
-                             "warning", "--no-access-log"], {"BENCH_DATABASE_URL": url},
+                             "warning", "--no-access-log", "--workers", str(args.workers)],
+                            {"BENCH_DATABASE_URL": url},
                             Path(tmp) / "select.log", f"{result['select_url']}/kv/1") as select:
                 rec = asyncio.run(scenarios(args, container, url, api, select, result))
             log = (Path(tmp) / "api.log").read_text(errors="replace").splitlines()
@@ -665,6 +682,8 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=16, help="closed-loop concurrency")
     parser.add_argument("--window", type=float, default=10, help="each closed loop, s")
     parser.add_argument("--connections", type=int, default=0, help="0: one per user")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of the API and of the SELECT baseline app")
     args = parser.parse_args()
     args.connections = args.connections or max(args.users, args.readers)
     result = run(args)

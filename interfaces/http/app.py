@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from infrastructure.bootstrap import Container
@@ -38,6 +39,8 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = (
+            container.settings.api_threads)
         listener = container.start_session_listener()
         try:
             yield
