@@ -109,11 +109,10 @@ class Settings(BaseSettings):
     worker_threads: int = 4
     worker_prefetch: int = 200
     pool_size: int = 10
-    # Threads serving blocking endpoints, per API process. More than the connection pool
-    # only adds threads queuing for connections and the GIL (measured: CPU per request
-    # rose by 85% from 16 to 128 concurrent answer saves with 40 threads, by 45% with
-    # 4); requests beyond it wait in
-    # the event loop instead, at no cost.
+    # Threads serving blocking endpoints, per API process. Many more than the connection
+    # pool only queue for connections and the GIL (measured: CPU per answer save rose by
+    # 85% from 16 to 128 concurrent with 40 threads, by 45% with 4); requests beyond
+    # these wait in the event loop, at no cost.
     api_threads: int = Field(default=8, ge=1, le=200)
 
     def resolved_public_url(self) -> str:
