@@ -80,7 +80,7 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
         trainer = bearer(await login(client, trainer_email))
         quiz = await make_quiz(client, trainer, 0)
         # A student per worker: concurrent saves to one attempt would measure retries.
-        students, answers = [], []
+        students, answers, attempts = [], [], []
         for _ in range(args.concurrency):
             email = f"s-{uuid.uuid4().hex[:8]}@example.com"
             expect(await client.post("/api/auth/register/", json={
@@ -90,6 +90,7 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
                                                headers=student), 200, 201)
             question = attempt["questions"][0]
             students.append(student)
+            attempts.append(("GET", f"/api/quiz/attempts/{attempt['id']}/", student, None))
             answers.append(("POST", f"/api/quiz/attempts/{attempt['id']}/answer/", student,
                             {"question_id": question["id"],
                              "option_ids": [question["options"][0]["id"]]}))
@@ -107,6 +108,14 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
              api_pid),
             ("GET /api/quiz/quizzes/ (student)", client,
              each("GET", "/api/quiz/quizzes/", students), api_pid),
+            ("GET /api/quiz/quizzes/{id}/ (student)", client,
+             each("GET", f"/api/quiz/quizzes/{quiz}/", students), api_pid),
+            ("POST /api/quiz/quizzes/{id}/start/ (resumes)", client,
+             [("POST", f"/api/quiz/quizzes/{quiz}/start/", h, None) for h in students],
+             api_pid),
+            ("GET /api/quiz/attempts/{id}/", client, attempts, api_pid),
+            ("GET /api/curriculum/progress/me/", client,
+             each("GET", "/api/curriculum/progress/me/", students), api_pid),
             ("GET /api/quiz/quizzes/{id}/statistics/", client,
              each("GET", f"/api/quiz/quizzes/{quiz}/statistics/", trainers), api_pid),
             ("GET /api/curriculum/review-queue/", client,
