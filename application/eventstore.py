@@ -74,6 +74,17 @@ class EventStore(Application[UUID]):
             self._read_only.put(aggregate_id, aggregate)
         return aggregate if isinstance(aggregate, cls) else None
 
+    def position_of(self, aggregate_id: UUID) -> int:
+        """The log position of the aggregate's latest event (0 if it has none): what a
+        reader waits for to see it, which under load is far sooner than the log's head."""
+        recorder: Any = self.recorder
+        with recorder.datastore.get_connection() as conn:
+            row = conn.execute(
+                f"SELECT notification_id FROM {recorder.events_table_name} "
+                "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
+                (aggregate_id,)).fetchone()
+        return int(row["notification_id"]) if row else 0
+
     def commit(self, *aggregates: Aggregate | None) -> int:
         """Save atomically; return the log position of the last event (0 if none)."""
         recordings: Sequence[Recording[Any]] = self.save(*aggregates)

@@ -160,9 +160,9 @@ class QuizCommands:
             if attempts and attempts[-1].status == IN_PROGRESS:
                 last = attempts[-1]
                 if not last.is_overdue(now):
-                    # Resumed: reading at the log's head is sure to include it.
-                    head = self.store.recorder.max_notification_id() or 0
-                    return AttemptStarted(last.id, head, resumed=True)
+                    # Resumed: read it once its own latest event is in the read model.
+                    return AttemptStarted(last.id, self.store.position_of(last.id),
+                                          resumed=True)
                 last.submit(quiz, actor_id=None, automatic=True)
                 position = self.store.commit(last)
             if len(attempts) >= quiz.settings.attempts_allowed:

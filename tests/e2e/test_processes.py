@@ -92,7 +92,7 @@ def test_separate_processes_cooperate_through_the_log(
         assert r.status_code == 200 and r.json()["name"] == "Split"
         # Each request on a connection of its own, so both API workers serve some and
         # remember the session; a logout through one reaches the other in milliseconds
-        # (announced over Redis), far sooner than the 5 s it may remember a session.
+        # (announced over Redis), far sooner than the 30 s it may remember a session.
         bearer = {"Authorization": f"Bearer {tokens['access']}"}
         for _ in range(12):
             assert httpx.get(f"{url}/api/users/profile/", headers=bearer).status_code == 200

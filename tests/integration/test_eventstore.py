@@ -64,3 +64,18 @@ def test_read_only_aggregates_are_shared_per_version_and_renewed_on_change() -> 
         assert store.find_read_only(Counter, other.id) is None  # another kind
         assert store.find_read_only(Counter, uuid4()) is None  # none at all
         store.close()
+
+
+def test_the_position_of_an_aggregate_is_that_of_its_latest_event() -> None:
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url))
+        counter, other = Counter(), Counter()
+        store.save(counter)
+        store.save(other)
+        counter.bump(1)
+        latest = store.commit(counter)
+        store.save(Other())
+        assert store.position_of(counter.id) == latest
+        assert 0 < store.position_of(other.id) < latest
+        assert store.position_of(uuid4()) == 0
+        store.close()
