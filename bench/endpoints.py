@@ -14,34 +14,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from pydantic import SecretStr
-
-from bench.commands import fresh_database
 from bench.http1 import Client
 from bench.load import (
     PASSWORD,
-    REDIS_URL,
-    SELECT_APP,
     bearer,
+    bench_stack,
     cpu_seconds,
     expect,
-    free_port,
     login,
     make_quiz,
-    process,
-    serve_env,
+    servers,
 )
 from domain.roles import Role
-from infrastructure.bootstrap import build
-from infrastructure.settings import Settings
 
 Call = tuple[str, str, dict[str, str], Any]  # method, url, headers, JSON body
 
@@ -140,35 +128,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database_url=url, redis_url=REDIS_URL,
-                            jwt_secret=SecretStr("bench-" + "x" * 40),
-                            redis_namespace=f"apranova-endpoints-{uuid.uuid4().hex[:8]}",
-                            data_dir=Path(tmp), login_max_per_ip=10**9,
-                            login_max_per_account=10**6, pool_size=20)
-        container = build(settings)
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("CREATE TABLE bench_kv (id int PRIMARY KEY, v text)")
-                conn.execute("INSERT INTO bench_kv SELECT i, md5(i::text) "
-                             "FROM generate_series(1, 100) i")
-            (Path(tmp) / "bench_select_app.py").write_text(SELECT_APP)
-            api_port, select_port = free_port(), free_port()
-            api_url, select_url = (f"http://127.0.0.1:{api_port}",
-                                   f"http://127.0.0.1:{select_port}")
-            apranova = str(Path(sys.executable).parent / "apranova")
-            with process([apranova, "serve", "--port", str(api_port)], serve_env(settings),
-                         Path(tmp) / "api.log", f"{api_url}/readyz") as api, \
-                    process([sys.executable, "-m", "uvicorn", "bench_select_app:app",
-                             "--app-dir", tmp, "--port", str(select_port), "--log-level",
-                             "warning", "--no-access-log"], {"BENCH_DATABASE_URL": url},
-                            Path(tmp) / "select.log", f"{select_url}/kv/1") as select:
-                rows = asyncio.run(measure(args, api_url, select_url, api.pid, select.pid,
-                                           container))
-        finally:
-            for key in container.redis.scan_iter(match=f"{settings.redis_namespace}*"):
-                container.redis.delete(key)
-            container.close()
+    with bench_stack("endpoints", pool_size=20) as stack, servers(stack, 1) as up:
+        rows = asyncio.run(measure(args, up.api_url, up.select_url, up.api.pid, up.select.pid,
+                                   stack.container))
     base_rps, base_cpu = rows[0][1], rows[0][2]
     print(f"{'endpoint':<44}{'req/s':>8}{'x base':>8}{'cpu ms/req':>12}{'x base':>8}{'errors':>8}")
     for name, rps, cpu_ms, errors in rows:

@@ -274,6 +274,63 @@ def bare_save_rate(container: Container, events: int) -> dict[str, float]:
             for t in (1, 4)}
 
 
+@dataclass
+class Stack:
+    settings: Settings
+    container: Container
+    database_url: str
+    tmp: Path
+
+
+@contextmanager
+def bench_stack(name: str, pool_size: int) -> Iterator[Stack]:
+    """A fresh database (with the SELECT baseline's table), a container on it and a data
+    directory; the run's Redis keys are removed afterwards."""
+    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=url, redis_url=REDIS_URL,
+                            jwt_secret=SecretStr("bench-" + "x" * 40),
+                            redis_namespace=f"apranova-{name}-{uuid.uuid4().hex[:8]}",
+                            data_dir=Path(tmp), login_max_per_ip=10**9,
+                            login_max_per_account=10**6, pool_size=pool_size)
+        container = build(settings)
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE bench_kv (id int PRIMARY KEY, v text)")
+                conn.execute("INSERT INTO bench_kv SELECT i, md5(i::text) "
+                             "FROM generate_series(1, 100) i")
+            yield Stack(settings, container, url, Path(tmp))
+        finally:
+            for key in container.redis.scan_iter(match=f"{settings.redis_namespace}*"):
+                container.redis.delete(key)
+            container.close()
+
+
+@dataclass
+class Servers:
+    api: subprocess.Popen[bytes]
+    api_url: str
+    select: subprocess.Popen[bytes]
+    select_url: str
+
+
+@contextmanager
+def servers(stack: Stack, workers: int) -> Iterator[Servers]:
+    """`apranova serve` and the bare SELECT app, with the same number of worker processes
+    each, so that ratios compare like with like."""
+    (stack.tmp / "bench_select_app.py").write_text(SELECT_APP)
+    api_url, select_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    apranova = str(Path(sys.executable).parent / "apranova")
+    with process([apranova, "serve", "--port", api_url.rsplit(":", 1)[1], "--workers",
+                  str(workers)], serve_env(stack.settings), stack.tmp / "api.log",
+                 f"{api_url}/readyz") as api, \
+            process([sys.executable, "-m", "uvicorn", "bench_select_app:app", "--app-dir",
+                     str(stack.tmp), "--port", select_url.rsplit(":", 1)[1], "--log-level",
+                     "warning", "--no-access-log", "--workers", str(workers)],
+                    {"BENCH_DATABASE_URL": stack.database_url}, stack.tmp / "select.log",
+                    f"{select_url}/kv/1") as select:
+        yield Servers(api, api_url, select, select_url)
+
+
 # -- seeding -----------------------------------------------------------------------------------
 
 def bearer(body: dict[str, Any]) -> dict[str, str]:
@@ -619,45 +676,17 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"users": args.users, "args": dict(vars(args)),
                               "started": datetime.now(UTC).isoformat()}
-    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database_url=url, redis_url=REDIS_URL,
-                            jwt_secret=SecretStr("bench-" + "x" * 40),
-                            redis_namespace=f"apranova-load-{uuid.uuid4().hex[:8]}",
-                            data_dir=Path(tmp), login_max_per_ip=10**9,
-                            login_max_per_account=10**6,
-                            # PostgreSQL allows 100 connections for all the processes.
-                            pool_size=max(8, 20 // args.workers))
-        container = build(settings)
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("CREATE TABLE bench_kv (id int PRIMARY KEY, v text)")
-                conn.execute("INSERT INTO bench_kv SELECT i, md5(i::text) "
-                             "FROM generate_series(1, 100) i")
-            print("bare save baseline", flush=True)
-            result["bare_save_events_per_second"] = bare_save_rate(container, 400)
-            (Path(tmp) / "bench_select_app.py").write_text(SELECT_APP)
-            api_port, select_port = free_port(), free_port()
-            result["api_url"] = f"http://127.0.0.1:{api_port}"
-            result["select_url"] = f"http://127.0.0.1:{select_port}"
-            apranova = str(Path(sys.executable).parent / "apranova")
-            # Both servers get the same number of worker processes, so ratios compare like
-            # with like.
-            with process([apranova, "serve", "--port", str(api_port), "--workers",
-                          str(args.workers)], serve_env(settings),
-                         Path(tmp) / "api.log", f"{result['api_url']}/readyz") as api, \
-                    process([sys.executable, "-m", "uvicorn", "bench_select_app:app",
-                             "--app-dir", tmp, "--port", str(select_port), "--log-level",
-                             "warning", "--no-access-log", "--workers", str(args.workers)],
-                            {"BENCH_DATABASE_URL": url},
-                            Path(tmp) / "select.log", f"{result['select_url']}/kv/1") as select:
-                rec = asyncio.run(scenarios(args, container, url, api, select, result))
-            log = (Path(tmp) / "api.log").read_text(errors="replace").splitlines()
-            result["server_log_problems"] = [line for line in log
-                                             if "ERROR" in line or "Traceback" in line]
-        finally:
-            for key in container.redis.scan_iter(match=f"{settings.redis_namespace}*"):
-                container.redis.delete(key)
-            container.close()
+    # PostgreSQL allows 100 connections for all the processes.
+    with bench_stack("load", pool_size=max(8, 20 // args.workers)) as stack:
+        print("bare save baseline", flush=True)
+        result["bare_save_events_per_second"] = bare_save_rate(stack.container, 400)
+        with servers(stack, args.workers) as up:
+            result["api_url"], result["select_url"] = up.api_url, up.select_url
+            rec = asyncio.run(scenarios(args, stack.container, stack.database_url, up.api,
+                                        up.select, result))
+        log = (stack.tmp / "api.log").read_text(errors="replace").splitlines()
+        result["server_log_problems"] = [line for line in log
+                                         if "ERROR" in line or "Traceback" in line]
     result["rows"] = table(rec)
     result["windows"] = {k: asdict(w) for k, w in rec.windows.items()}
     result["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
