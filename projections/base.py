@@ -141,6 +141,12 @@ def _merged(rows: list[Any]) -> list[Any]:
 Handler = Callable[[Any], Iterable[Statement]]
 
 
+def row_update(table: str, e: Any, assignments: str, *params: Any) -> Statement:
+    """An UPDATE of the row of the event's aggregate, stamping updated_at with its time."""
+    return (f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s",
+            (*params, e.timestamp, e.originator_id))
+
+
 class ReadModelProjection(Projection[Any]):
     """Base for projections: a handler per event class turns the event into SQL statements.
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.payments import Payment
-from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+from projections.base import Handler, ReadModel, ReadModelProjection, row_update
 
 FOLLOWED = (Payment.Initiated, Payment.Succeeded, Payment.AmountMismatched, Payment.Failed,
             Payment.Refunded, Payment.RefundRequested, Payment.RefundApproved,
@@ -51,9 +51,7 @@ CREATE INDEX IF NOT EXISTS rm_payments_student ON rm_payments (student_id, creat
                             {"student": student_id}, "created_at DESC, id", offset, limit)
 
 
-def _set(e: Any, assignments: str, *params: Any) -> Statement:
-    return (f"UPDATE rm_payments SET {assignments}, updated_at = %s WHERE id = %s",
-            (*params, e.timestamp, e.originator_id))
+_set = partial(row_update, "rm_payments")
 
 
 class PaymentsProjection(ReadModelProjection):

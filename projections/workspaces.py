@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.workspaces import Workspace
-from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+from projections.base import Handler, ReadModel, ReadModelProjection, row_update
 
 FOLLOWED = (Workspace.Opened, Workspace.LaunchRequested, Workspace.ProvisioningStarted,
             Workspace.Started, Workspace.StopRequested, Workspace.Stopped, Workspace.Failed,
@@ -55,9 +55,7 @@ CREATE INDEX IF NOT EXISTS rm_workspaces_state ON rm_workspaces (state)
                             "updated_at DESC", offset, limit)
 
 
-def _set(e: Any, assignments: str, *params: Any) -> Statement:
-    return (f"UPDATE rm_workspaces SET {assignments}, updated_at = %s WHERE id = %s",
-            (*params, e.timestamp, e.originator_id))
+_set = partial(row_update, "rm_workspaces")
 
 
 class WorkspacesProjection(ReadModelProjection):
