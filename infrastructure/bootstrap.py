@@ -327,6 +327,10 @@ class Container:
         self.users.datastore.close()
         self.pool.close()
         self.redis.close()
+        # The broker has a Redis client of its own. An embedded Redis shuts down at exit
+        # only when no client is still connected, so it must be closed too (seen: each
+        # stopped `serve` left its redis-server running).
+        self.broker.client.close()
 
 
 def _revocations(settings: Settings) -> str:
