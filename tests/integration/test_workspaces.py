@@ -256,10 +256,12 @@ def test_recovery_after_the_worker_dies_mid_provisioning(
                 launch(c, student)
                 wait_state(c, student, "provisioning")
                 deadline = time.monotonic() + 10
-                while not containers_of(client, student):
+                # Started, not only created: killed between create and start, the worker
+                # would leave a container the reconciler rightly gives up on (seen in CI).
+                while [ct.status for ct in containers_of(client, student)] != ["running"]:
                     assert time.monotonic() < deadline
                     time.sleep(0.05)
-                first.send_signal(signal.SIGKILL)  # dies between creating and recording
+                first.send_signal(signal.SIGKILL)  # dies between starting and recording
                 first.wait(timeout=10)
                 time.sleep(1)
                 assert c.get("/api/users/workspace/status/",
