@@ -29,6 +29,16 @@ EVENTSOURCING_DEFAULTS = {
 }
 
 
+# Followers (the relay, the projections, analysts filtering by type) read the log as
+# "notification_id > last AND topic = ANY(theirs) ORDER BY notification_id". A follower's
+# position only moves on events it wants, so without this index every wake-up scanned all
+# the events since its last one: the relay, which wants no answer or attempt events, spent
+# a third of a core re-reading the quiz traffic under the 1,000-user load.
+def topic_index(events_table: str) -> str:
+    return (f"CREATE INDEX IF NOT EXISTS {events_table}_topic_idx "
+            f"ON {events_table} (topic, notification_id)")
+
+
 def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
     """Translate a PostgreSQL URL into the eventsourcing library's POSTGRES_* variables.
 
