@@ -55,7 +55,6 @@ from infrastructure.persistence import (
     MAX_IDLE_SECONDS,
     eventsourcing_env,
     return_idle_connections,
-    topic_index,
 )
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
@@ -63,7 +62,7 @@ from infrastructure.settings import Settings
 from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
-from projections.base import EVENTS_TABLE, ReadModelProjection
+from projections.base import ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.payments import PaymentsProjection, PaymentsView
 from projections.progress import ProgressProjection, ProgressView
@@ -397,7 +396,6 @@ def build(settings: Settings | None = None) -> Container:
             store = EventStore(env={**env, "CREATE_TABLE": "n"})
             return_idle_connections(store.recorder.datastore.pool)  # type: ignore[attr-defined]
             store.recorder.create_table()  # type: ignore[attr-defined]
-            lock_conn.execute(topic_index(EVENTS_TABLE))
             views = _views(env)
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
