@@ -55,7 +55,7 @@ class LogRecorder(PostgresApplicationRecorder):
             return super().select_notifications(start, limit, stop, topics,
                                                 inclusive_of_start=inclusive_of_start)
         after = -1 if start is None else start - 1 if inclusive_of_start else start
-        params = {"topics": list(topics), "after": after, "limit": limit,
+        params = {"topics": list(dict.fromkeys(topics)), "after": after, "limit": limit,
                   "upto": 2**63 - 1 if stop is None else stop}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_by_topic, params, prepare=True)

@@ -106,7 +106,8 @@ def test_reading_by_type_returns_what_the_log_order_scan_returns() -> None:
         for start, stop, inclusive, limit, wanted in [
                 (None, None, True, 100, topics[:1]), (1, None, True, 10, topics),
                 (5, 30, False, 100, topics), (41, None, True, 3, topics),
-                (41, None, False, 3, topics[:1]), (43, None, True, 10, topics[1:])]:
+                (41, None, False, 3, topics[:1]), (43, None, True, 10, topics[1:]),
+                (1, None, True, 100, topics + topics)]:
             ours = store.recorder.select_notifications(
                 start, limit, stop, wanted, inclusive_of_start=inclusive)
             theirs = library.select_notifications(
