@@ -136,16 +136,16 @@ def test_a_follower_skips_the_events_it_does_not_follow_without_reading_them(
             assert recorder.select_notifications(
                 start, 500, topics=[get_topic(Other.Created)], inclusive_of_start=False) == []
             with psycopg.ClientCursor(psycopg.connect(url, autocommit=True)) as cur:
-                # The plan the follower gets once its prepared query is planned generically.
-                query = recorder.select_by_topic.as_string(cur.connection)  # type: ignore[attr-defined]
-                for n, name in enumerate(("topics", "after", "upto", "limit"), 1):
+                # The probe's plan once its prepared query is planned generically.
+                query = recorder.first_wanted.as_string(cur.connection)  # type: ignore[attr-defined]
+                for n, name in enumerate(("topics", "after", "upto"), 1):
                     query = query.replace(f"%({name})s", f"${n}")
                 cur.execute("SET plan_cache_mode = force_generic_plan")
-                cur.execute(f"PREPARE follow(text[], bigint, bigint, bigint) AS {query}")
+                cur.execute(f"PREPARE follow(text[], bigint, bigint) AS {query}")
 
                 def filtered_out() -> int:
-                    cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE follow(%s, %s, %s, %s)",
-                                ([get_topic(Other.Created)], start, 2**63 - 1, 500))
+                    cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE follow(%s, %s, %s)",
+                                ([get_topic(Other.Created)], start, 2**63 - 1))
                     row = cur.fetchone()
                     assert row is not None
                     return _filtered_out(row[0][0]["Plan"])
