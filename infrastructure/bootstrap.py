@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+import psycopg
 from cryptography.fernet import Fernet
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -62,7 +63,7 @@ from infrastructure.settings import Settings
 from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
-from projections.base import ReadModelProjection
+from projections.base import POSITIONS_CHANNEL, ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.payments import PaymentsProjection, PaymentsView
 from projections.progress import ProgressProjection, ProgressView
@@ -318,6 +319,26 @@ class Container:
         self._background.append(listener)
         return listener
 
+    def start_position_listener(self) -> Supervised:
+        """Hear the read models' positions as the projector commits them, so that
+        read-your-writes waits in this process need not poll (see PositionBoard)."""
+        board = next(iter(self.views.values())).board
+
+        def run(stop: threading.Event) -> None:
+            with psycopg.connect(str(self.settings.database_url), autocommit=True) as conn:
+                conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
+                board.listening = True
+                try:
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            board.announce_payload(note.payload)
+                finally:
+                    board.listening = False
+
+        listener = Supervised("read-model-positions", run).start()
+        self._background.append(listener)
+        return listener
+
     def close(self) -> None:
         for component in reversed(self._background):
             component.stop()
@@ -355,6 +376,7 @@ def _views(env: dict[str, str]) -> dict[type[ReadModelProjection], Any]:
         view = projection.view_class(datastore=datastore,
                                      tracking_table_name=f"{projection.name}_tracking")
         view.create_table()
+        view.board = views[first].board  # one board per database
         views[projection] = view
     return views
 

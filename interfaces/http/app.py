@@ -41,14 +41,16 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = (
             container.settings.api_threads)
-        listener = container.start_session_listener()
+        listeners = [container.start_session_listener(),
+                     container.start_position_listener()]
         try:
             yield
         finally:
             if owns_container:
                 container.close()
             else:
-                listener.stop()
+                for listener in listeners:
+                    listener.stop()
 
     app = FastAPI(title="ApraNova API", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)

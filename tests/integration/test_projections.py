@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -108,3 +110,50 @@ def _lagging_scenario(settings: Settings) -> None:
         s.container.users.wait_for(int(position), 10)
         r = c.get("/api/users/profile/", headers={**user.headers, "X-Position": position})
         assert r.status_code == 200 and r.json()["name"] == "Later"
+
+
+def test_the_api_process_hears_each_position_its_read_models_commit(
+    server: Server, client: httpx.Client,
+) -> None:
+    view = server.container.users
+    deadline = time.monotonic() + 5
+    while not view.board.listening:  # the listener starts with the app
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    user = register_student(client)
+    r = client.put("/api/users/profile/", headers=user.headers, json={"name": "Heard"})
+    position = int(r.headers["X-Position"])
+    assert view.board.wait(view.position_key, position, 5)
+    assert view.board.heard(view.position_key) >= position
+
+
+def test_a_wait_whose_announcement_is_lost_asks_the_database(
+    smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    with new_database() as database_url:
+        settings = make_settings(database_url, smtp[1], tmp_path)
+        with running_server(settings, background=False) as s, s.client() as c:
+            live = s.container.users
+            user = register_student(c)  # stored; no projector runs yet
+            position = int(c.put("/api/users/profile/", headers=user.headers,
+                                 json={"name": "Late"}).headers["X-Position"])
+            # A board that believes it listens but will hear nothing.
+            deaf = UsersView(datastore=live.datastore,
+                             tracking_table_name=live.tracking_table_name)
+            deaf.board.listening = True
+            waited: list[float] = []
+
+            def wait() -> None:
+                started = time.monotonic()
+                deaf.wait_for(position, 10)
+                waited.append(time.monotonic() - started)
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.5)
+            assert not waited  # really waiting: the model is behind
+            s.container.start_projections()
+            waiter.join(15)
+            assert waited and waited[0] < 5
+            assert deaf.board.heard(deaf.position_key) == 0  # it was never told
+            assert live.has_reached(position)
