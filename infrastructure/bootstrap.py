@@ -371,6 +371,12 @@ def _views(env: dict[str, str]) -> dict[type[ReadModelProjection], Any]:
     views = {first: _view({**env, "CREATE_TABLE": "n"}, first)}
     datastore = views[first].datastore
     return_idle_connections(datastore.pool)
+    # Read models are derived from the log: if the database crashes, the last projector
+    # commits may be lost with their tracking rows (they commit together), and the
+    # projector applies those events again. So their commits need not wait for the disk.
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict)
+    kwargs["options"] = "-c synchronous_commit=off"
     views[first].create_table()
     for projection in rest:
         view = projection.view_class(datastore=datastore,

@@ -157,3 +157,19 @@ def test_a_follower_skips_the_events_it_does_not_follow_without_reading_them(
                 cur.connection.close()
         finally:
             container.close()
+
+
+def test_the_log_waits_for_the_disk_and_read_models_do_not(tmp_path: Path) -> None:
+    """Events are the truth; read models can be re-applied from them after a crash."""
+    with new_database() as url:
+        container = build(make_settings(url, 1, tmp_path))
+        try:
+            def setting(datastore: Any) -> str:
+                with datastore.get_connection() as conn:
+                    row = conn.execute("SHOW synchronous_commit").fetchone()
+                return str(row["synchronous_commit"])
+
+            assert setting(container.store.recorder.datastore) == "on"
+            assert {setting(v.datastore) for v in container.views.values()} == {"off"}
+        finally:
+            container.close()
