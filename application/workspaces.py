@@ -18,6 +18,9 @@ from domain.roles import Role
 from domain.students import Student
 from domain.workspaces import ACTIVE, PROVISIONING, REQUESTED, RUNNING, Workspace
 
+# Engine states of a container on its way out: as good as gone.
+GOING = ("removing", "dead")
+
 
 class Passwords(Protocol):
     def password_for(self, student_id: UUID) -> str: ...
@@ -175,6 +178,8 @@ class WorkspaceCommands:
             if workspace is None:
                 continue
             state = engine.get(workspace.container_name)
+            if state in GOING:
+                state = None
             if workspace.state == RUNNING and state != "running":
                 self._record(workspace_id, partial(
                     Workspace.fail, reason="vanished", detail="the container is gone")

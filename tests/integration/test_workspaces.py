@@ -201,8 +201,12 @@ def test_the_reconciler_records_a_container_that_vanished(
     launch(c, student)
     wait_state(c, student, "running")
     containers_of(client, student)[0].remove(force=True)
-    failed = wait_state(c, student, "failed")
-    assert failed["reason"] == "vanished"
+    ended = wait_state(c, student, "failed", "stopped")
+    # `docker rm -f` kills, then removes: a reconciler looking in between sees a
+    # container that exited, and records that (rarely, but seen).
+    assert (ended["state"], ended["reason"]) in {("failed", "vanished"),
+                                                 ("stopped", "engine_exited")}
+    assert containers_of(client, student) == []
 
 
 def test_admins_see_and_stop_any_workspace(
