@@ -46,7 +46,7 @@ from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolic
 from infrastructure import authstore, github, messaging, vault, webhooks
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.docker_runtime import DockerRuntime, Hardening
-from infrastructure.embedded import start_embedded
+from infrastructure.embedded import EmbeddedRedis, start_embedded
 from infrastructure.files import LocalFileStore
 from infrastructure.gemini import GeminiGenerator
 from infrastructure.jwt_tokens import JwtTokens
@@ -352,6 +352,9 @@ class Container:
         # only when no client is still connected, so it must be closed too (seen: each
         # stopped `serve` left its redis-server running).
         self.broker.client.close()
+        for handle in self._handles:
+            if isinstance(handle, EmbeddedRedis):
+                handle.close()
 
 
 def _revocations(settings: Settings) -> str:

