@@ -85,6 +85,17 @@ class EventStore(Application[UUID]):
                 (aggregate_id,)).fetchone()
         return int(row["notification_id"]) if row else 0
 
+    def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates exist: one query on the log's primary key, instead
+        of loading each."""
+        recorder: Any = self.recorder
+        with recorder.datastore.get_connection() as conn:
+            rows = conn.execute(
+                f"SELECT originator_id FROM {recorder.events_table_name} "
+                "WHERE originator_id = ANY(%s) AND originator_version = %s",
+                (list(aggregate_ids), Aggregate.INITIAL_VERSION)).fetchall()
+        return {row["originator_id"] for row in rows}
+
     def commit(self, *aggregates: Aggregate | None) -> int:
         """Save atomically; return the log position of the last event (0 if none)."""
         recordings: Sequence[Recording[Any]] = self.save(*aggregates)

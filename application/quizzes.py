@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from domain.quizzes import (
     Layout,
     Quiz,
     QuizSettings,
+    overdue,
 )
 from domain.roles import Role, is_staff
 
@@ -140,13 +141,19 @@ class QuizCommands:
 
     # -- attempts --------------------------------------------------------------------------
 
-    def attempts_of(self, quiz_id: UUID, student_id: UUID) -> list[Attempt]:
-        """A student's attempts at a quiz, in order (ids are derived from the number)."""
-        attempts: list[Attempt] = []
-        while (a := self.store.find(Attempt, Attempt.id_for(
-                quiz_id, student_id, len(attempts) + 1))) is not None:
-            attempts.append(a)
-        return attempts
+    def attempt_count(self, quiz_id: UUID, student_id: UUID) -> int:
+        """How many attempts a student has started at a quiz. Ids derive from the
+        attempt's number and numbers run without gaps, so one query asks which of the
+        next ids exist, instead of loading every attempt."""
+        count, batch = 0, 20
+        while True:
+            ids = [Attempt.id_for(quiz_id, student_id, n)
+                   for n in range(count + 1, count + batch + 1)]
+            found = self.store.created(ids)
+            for attempt_id in ids:
+                if attempt_id not in found:
+                    return count
+                count += 1
 
     def start(self, actor: Actor, quiz_id: UUID) -> AttemptStarted:
         """Start the next attempt, or return the one in progress."""
@@ -154,21 +161,22 @@ class QuizCommands:
             quiz = self.store.find_read_only(Quiz, quiz_id)
             if quiz is None or quiz.status != PUBLISHED:
                 raise NotFound("Quiz not found")
-            attempts = self.attempts_of(quiz_id, actor.id)
+            count = self.attempt_count(quiz_id, actor.id)
+            last = self.store.find(Attempt, Attempt.id_for(quiz_id, actor.id, count)) \
+                if count else None
             now = self.clock.now()
             position = 0
-            if attempts and attempts[-1].status == IN_PROGRESS:
-                last = attempts[-1]
+            if last is not None and last.status == IN_PROGRESS:
                 if not last.is_overdue(now):
                     # Resumed: read it once its own latest event is in the read model.
                     return AttemptStarted(last.id, self.store.position_of(last.id),
                                           resumed=True)
                 last.submit(quiz, actor_id=None, automatic=True)
                 position = self.store.commit(last)
-            if len(attempts) >= quiz.settings.attempts_allowed:
+            if count >= quiz.settings.attempts_allowed:
                 raise Conflict("No attempts left for this quiz", code="NO_ATTEMPTS_LEFT",
                                allowed=quiz.settings.attempts_allowed, position=position)
-            number = len(attempts) + 1
+            number = count + 1
             layout = Layout.for_attempt(quiz, f"{quiz_id}:{actor.id}:{number}")
             limit = quiz.settings.time_limit_seconds
             attempt = Attempt(quiz_id=quiz_id, student_id=actor.id, number=number,
@@ -214,8 +222,16 @@ class QuizCommands:
 
         return retry_on_conflict(command)
 
-    def settle(self, actor: Actor, attempt_id: UUID) -> int:
-        """On reading an attempt: submit it if its time ran out (lazy auto-submit)."""
+    def settle(self, actor: Actor, attempt_id: UUID,
+               seen: tuple[str, datetime | None] | None = None) -> int:
+        """On reading an attempt: submit it if its time ran out (lazy auto-submit).
+
+        `seen` is the attempt's status and deadline as a read model shows them. Neither
+        changes once set but for submission, so when they say it can't be overdue no
+        command runs (most reads; the command loads the attempt and its quiz)."""
+        if seen is not None and not overdue(*seen, self.clock.now()):
+            return 0
+
         def command() -> int:
             attempt, quiz = self._own_attempt(actor, attempt_id)
             if not attempt.is_overdue(self.clock.now()):

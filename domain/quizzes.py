@@ -264,6 +264,13 @@ class Layout:
         return cls(order, options)
 
 
+def overdue(status: str, deadline: datetime | None, now: datetime) -> bool:
+    """Whether an attempt in this state must be submitted: in progress, past its time
+    limit and the grace for answers still on their way."""
+    return (status == IN_PROGRESS and deadline is not None
+            and now > deadline + timedelta(seconds=GRACE_SECONDS))
+
+
 class Attempt(Aggregate):
     class Started(Aggregate.Created):
         quiz_id: UUID
@@ -317,8 +324,7 @@ class Attempt(Aggregate):
         self.score: float | None = None
 
     def is_overdue(self, now: datetime) -> bool:
-        return (self.status == IN_PROGRESS and self.deadline is not None
-                and now > self.deadline + timedelta(seconds=GRACE_SECONDS))
+        return overdue(self.status, self.deadline, now)
 
     def save_answer(self, quiz: Quiz, question_id: str, option_ids: list[str],
                     actor_id: UUID, now: datetime) -> None:

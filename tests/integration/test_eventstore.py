@@ -11,7 +11,9 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
 from application.eventstore import EventStore
-from infrastructure.bootstrap import build
+from application.quizzes import QuizCommands
+from domain.quizzes import Attempt
+from infrastructure.bootstrap import SystemClock, build
 from infrastructure.persistence import eventsourcing_env
 from tests.conftest import make_settings, new_database
 
@@ -173,3 +175,19 @@ def test_the_log_waits_for_the_disk_and_read_models_do_not(tmp_path: Path) -> No
             assert {setting(v.datastore) for v in container.views.values()} == {"off"}
         finally:
             container.close()
+
+
+def test_which_aggregates_exist_and_attempts_counted_past_a_batch() -> None:
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url))
+        made, never = Counter(), uuid4()
+        store.save(made)
+        assert store.created([made.id, never]) == {made.id}
+        quiz_id, student_id = uuid4(), uuid4()
+        store.save(*(Attempt(quiz_id=quiz_id, student_id=student_id, number=n,
+                             question_order=[], option_order={}, deadline=None,
+                             actor_id=student_id) for n in range(1, 23)))
+        commands = QuizCommands(store, SystemClock())
+        assert commands.attempt_count(quiz_id, student_id) == 22
+        assert commands.attempt_count(quiz_id, uuid4()) == 0
+        store.close()

@@ -171,6 +171,38 @@ def test_answers_are_validated(client: httpx.Client, author: User, student: User
     assert start(client, student, missing).status_code == 404
 
 
+class Later:
+    """A clock two minutes ahead: past a one-minute limit and its grace."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=120)
+
+
+def test_reading_an_attempt_past_its_time_limit_submits_it(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    quiz = publish(client, author, generate(client, author, 2), time_limit_seconds=60,
+                   show_answers="immediately")
+    commands = server.container.quizzes
+    real_clock = commands.clock
+    attempt = start(client, student, quiz["id"]).json()
+    first = quiz["questions"][0]
+    saved = answer(client, student, attempt["id"], first["id"], correct_ids(first))
+    url = f"/api/quiz/attempts/{attempt['id']}/"
+    at = {**student.headers, "X-Position": saved.headers["X-Position"]}
+    in_time = client.get(url, headers=at).json()
+    assert in_time["status"] == "in_progress"  # reading in time changes nothing
+    commands.clock = Later()
+    try:
+        late = client.get(url, headers=student.headers)
+    finally:
+        commands.clock = real_clock
+    assert late.status_code == 200
+    body = late.json()
+    assert body["status"] == "submitted" and body["automatic"] is True
+    assert body["score"] == 1.0 and body["max_score"] == 2.0
+
+
 def test_time_limit_auto_submits_with_the_saved_answers(
     server: Server, client: httpx.Client, author: User, student: User,
 ) -> None:
@@ -178,11 +210,6 @@ def test_time_limit_auto_submits_with_the_saved_answers(
                    show_answers="immediately")
     commands = server.container.quizzes
     real_clock = commands.clock
-
-    class Later:
-        def now(self) -> datetime:
-            return datetime.now(UTC) + timedelta(seconds=120)
-
     attempt = start(client, student, quiz["id"]).json()
     assert attempt["deadline"] is not None and 0 < attempt["time_remaining_seconds"] <= 60
     first = quiz["questions"][0]

@@ -344,8 +344,9 @@ def _answers_visible(c: Container, quiz_settings: dict[str, Any], row: dict[str,
     return False
 
 
-def _attempt_view(c: Container, p: Principal, attempt_id: UUID) -> AttemptOut:
-    row = c.attempts.get(attempt_id)
+def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
+                  row: dict[str, Any] | None = None) -> AttemptOut:
+    row = row or c.attempts.get(attempt_id)
     if row is None or row["student_id"] != p.id:
         raise NotFound("Attempt not found")
     public = c.student_quizzes.get(row["quiz_id"])
@@ -419,7 +420,11 @@ def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
 def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                 ) -> Response:
     # An attempt whose time ran out is submitted now, with what was saved.
-    settled = c.quizzes.settle(p.actor, attempt_id)
+    row = c.attempts.get(attempt_id)
+    seen = (row["status"], row["deadline"]) if row else None
+    settled = c.quizzes.settle(p.actor, attempt_id, seen)
+    if row and not settled and not position:  # nothing new to wait for or to read
+        return _after(c, c.attempts, 0, lambda: _attempt_view(c, p, attempt_id, row))
     return _after(c, c.attempts, max(settled, position or 0),
                   lambda: _attempt_view(c, p, attempt_id))
 
