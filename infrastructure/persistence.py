@@ -18,7 +18,7 @@ class LogRecorder(PostgresApplicationRecorder):
     Followers (the relay, the projections, analysts filtering by type) read "events after
     my position, of my types". A follower's position only moves on events it wants, and
     every new event wakes it, so the library's scan in log order re-read everything since
-    its last wanted event on each wake-up: the relay, which wants no quiz traffic, spent a
+    its last wanted event on each wake-up: the relay, which wants no attempt traffic, spent a
     third of a core on it under the 1,000-user load. Here a (topic, notification_id) index
     first finds the earliest wanted event (one short probe per type); the library's scan
     starts there, or doesn't run when there is none. An index alone was not enough: the
