@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
 from bench.commands import Thing, fresh_database, rate
@@ -94,6 +95,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving this database (the title
+    PostgreSQL gives its backends names the database)."""
+    out, hz = {}, os.sysconf("SC_CLK_TCK")
+    marker = f" {database} ".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+            if not title.startswith(b"postgres:") or marker not in title:
+                continue
+            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        out[int(cmdline.parent.name)] = (int(fields[11]) + int(fields[12])) / hz
+    return out
+
+
 def machine_cpu() -> tuple[float, float]:
     """Busy and total CPU seconds of the whole machine so far (all cores, /proc/stat)."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -114,6 +132,8 @@ class Window:
     server_cpu: float
     machine_busy: float  # fraction of all cores busy: client, server, PostgreSQL, the rest
     loop_lag_p99_ms: float
+    postgres_cpu: float = 0.0  # this database's backends, all of them
+    busiest_backend_cpu: float = 0.0  # one backend far above the rest points at one client
 
 
 class LagProbe:
@@ -170,6 +190,7 @@ class Recorder:
     statuses: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     windows: dict[str, Window] = field(default_factory=dict)
     probe: LagProbe | None = None
+    database: str = ""
 
     async def call(self, client: Client, label: str, method: str, url: str,
                    ok: tuple[int, ...] = (200,), probe: bool = False, **kw: Any
@@ -205,16 +226,20 @@ class Recorder:
         watcher = asyncio.create_task(watch())
         t0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
         busy0, total0 = machine_cpu()
+        backends0 = backend_cpu(self.database)
         try:
             yield
         finally:
             stop.set()
             await watcher
             busy, total = machine_cpu()
+            backends = {pid: cpu - backends0.get(pid, 0.0)
+                        for pid, cpu in backend_cpu(self.database).items()}
             self.windows[scenario] = Window(
                 time.perf_counter() - t0, time.process_time() - cpu0,
                 cpu_seconds(server_pid) - srv0, (busy - busy0) / max(total - total0, 1e-9),
-                percentile(lags, 0.99) * 1000)
+                percentile(lags, 0.99) * 1000, sum(backends.values()),
+                max(backends.values(), default=0.0))
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -579,7 +604,8 @@ def print_report(result: dict[str, Any]) -> None:
     for name, w in result["windows"].items():
         print(f"{name}: {w['seconds']:.1f} s wall, machine CPU {w['machine_busy']:.0%} busy, "
               f"client CPU {w['client_cpu']:.1f} s, server CPU {w['server_cpu']:.1f} s, "
-              "client loop lag p99 "
+              f"PostgreSQL CPU {w['postgres_cpu']:.1f} s (busiest backend "
+              f"{w['busiest_backend_cpu']:.1f} s), client loop lag p99 "
               f"{w['loop_lag_p99_ms']:.0f} ms"
               + (" -- load generator CPU-bound: rps here is a lower bound"
                  if w["client_cpu"] > 0.85 * w["seconds"] else ""))
@@ -651,7 +677,8 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
         result["seed"] = {k: data[k] for k in ("seconds", "register_seconds",
                                                 "register_per_second")}
         print(f"seeded in {data['seconds']:.1f} s; running the mix", flush=True)
-        rec, tokens = Recorder(probe=LagProbe(url)), dict[str, dict[str, str]]()
+        rec = Recorder(probe=LagProbe(url), database=str(conninfo_to_dict(url)["dbname"]))
+        tokens = dict[str, dict[str, str]]()
         async with rec.measuring("mix", api.pid):
             await mix(client, rec, data, args, tokens)
         print("write burst", flush=True)
