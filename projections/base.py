@@ -156,7 +156,7 @@ class ReadModel(PostgresTrackingRecorder):
 
     def _last_unapplied(self, position: int) -> int:
         """The last followed event up to `position` that the model has not applied; 0 if
-        none (one query: the tracking position and the log's (topic, id) index)."""
+        none (one query: the tracking position, then the log from there)."""
         with self.datastore.get_connection() as conn:
             row = conn.execute(
                 f"WITH at AS (SELECT COALESCE(MAX(notification_id), 0) AS at "
