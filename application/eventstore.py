@@ -58,10 +58,10 @@ class EventStore(Application[UUID]):
         the latest version; an aggregate is rebuilt from its events, privately, only
         when that version is new, so no reader sees a half-applied change.
         """
-        latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)
-        if not latest:
+        latest = self._latest(aggregate_id)
+        if latest is None:
             return None
-        version = latest[0].originator_version
+        version = latest["originator_version"]
         try:
             aggregate = self._read_only.get(aggregate_id)
         except KeyError:
@@ -77,24 +77,32 @@ class EventStore(Application[UUID]):
     def position_of(self, aggregate_id: UUID) -> int:
         """The log position of the aggregate's latest event (0 if it has none): what a
         reader waits for to see it, which under load is far sooner than the log's head."""
-        recorder: Any = self.recorder
-        with recorder.datastore.get_connection() as conn:
-            row = conn.execute(
-                f"SELECT notification_id FROM {recorder.events_table_name} "
-                "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
-                (aggregate_id,)).fetchone()
-        return int(row["notification_id"]) if row else 0
+        latest = self._latest(aggregate_id)
+        return int(latest["notification_id"]) if latest else 0
 
     def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates exist: one query on the log's primary key, instead
         of loading each."""
+        rows = self._log("SELECT originator_id FROM {log} WHERE originator_id = ANY(%s) "
+                         "AND originator_version = %s",
+                         (list(aggregate_ids), Aggregate.INITIAL_VERSION))
+        return {row["originator_id"] for row in rows}
+
+    def _latest(self, aggregate_id: UUID) -> dict[str, Any] | None:
+        """The version and log position of the aggregate's latest event, without its
+        state (the library's reader would fetch that too)."""
+        rows = self._log("SELECT originator_version, notification_id FROM {log} "
+                         "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
+                         (aggregate_id,))
+        return rows[0] if rows else None
+
+    def _log(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows of a query on the event log table (`{log}` in `sql`)."""
         recorder: Any = self.recorder
         with recorder.datastore.get_connection() as conn:
-            rows = conn.execute(
-                f"SELECT originator_id FROM {recorder.events_table_name} "
-                "WHERE originator_id = ANY(%s) AND originator_version = %s",
-                (list(aggregate_ids), Aggregate.INITIAL_VERSION)).fetchall()
-        return {row["originator_id"] for row in rows}
+            rows: list[dict[str, Any]] = conn.execute(
+                sql.format(log=recorder.events_table_name), params).fetchall()
+        return rows
 
     def commit(self, *aggregates: Aggregate | None) -> int:
         """Save atomically; return the log position of the last event (0 if none)."""

@@ -423,10 +423,10 @@ def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Po
     row = c.attempts.get(attempt_id)
     seen = (row["status"], row["deadline"]) if row else None
     settled = c.quizzes.settle(p.actor, attempt_id, seen)
-    if row and not settled and not position:  # nothing new to wait for or to read
-        return _after(c, c.attempts, 0, lambda: _attempt_view(c, p, attempt_id, row))
-    return _after(c, c.attempts, max(settled, position or 0),
-                  lambda: _attempt_view(c, p, attempt_id))
+    wait = max(settled, position or 0)
+    # With nothing to wait for, the row just read is the answer.
+    return _after(c, c.attempts, wait,
+                  lambda: _attempt_view(c, p, attempt_id, None if wait else row))
 
 
 @router.get("/attempts/", response_model=Page[dict[str, Any]])
