@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -13,7 +15,7 @@ from eventsourcing.utils import get_topic
 from application.eventstore import EventStore
 from application.quizzes import QuizCommands
 from domain.quizzes import Attempt
-from infrastructure.bootstrap import SystemClock, build
+from infrastructure.bootstrap import Container, SystemClock, build
 from infrastructure.persistence import eventsourcing_env
 from tests.conftest import make_settings, new_database
 
@@ -32,6 +34,28 @@ class Counter(Aggregate):
 
 class Other(Aggregate):
     pass
+
+
+@contextmanager
+def fresh_store() -> Iterator[EventStore]:
+    """An event store on a database of its own."""
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def fresh_container(tmp_path: Path) -> Iterator[Container]:
+    """The whole composition on a database of its own."""
+    with new_database() as url:
+        container = build(make_settings(url, 1, tmp_path))
+        try:
+            yield container
+        finally:
+            container.close()
 
 
 def test_cached_aggregates_follow_changes_stored_by_another_process() -> None:
@@ -55,8 +79,7 @@ def test_cached_aggregates_follow_changes_stored_by_another_process() -> None:
 
 
 def test_read_only_aggregates_are_shared_per_version_and_renewed_on_change() -> None:
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url))
+    with fresh_store() as store:
         counter = Counter()
         store.save(counter, other := Other())
         first = store.find_read_only(Counter, counter.id)
@@ -70,12 +93,10 @@ def test_read_only_aggregates_are_shared_per_version_and_renewed_on_change() -> 
         assert first.n == 0  # what an earlier reader holds does not change under it
         assert store.find_read_only(Counter, other.id) is None  # another kind
         assert store.find_read_only(Counter, uuid4()) is None  # none at all
-        store.close()
 
 
 def test_the_position_of_an_aggregate_is_that_of_its_latest_event() -> None:
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url))
+    with fresh_store() as store:
         counter, other = Counter(), Counter()
         store.save(counter)
         store.save(other)
@@ -85,7 +106,6 @@ def test_the_position_of_an_aggregate_is_that_of_its_latest_event() -> None:
         assert store.position_of(counter.id) == latest
         assert 0 < store.position_of(other.id) < latest
         assert store.position_of(uuid4()) == 0
-        store.close()
 
 
 def _filtered_out(plan: dict[str, Any]) -> int:
@@ -95,8 +115,7 @@ def _filtered_out(plan: dict[str, Any]) -> int:
 
 
 def test_reading_by_type_returns_what_the_log_order_scan_returns() -> None:
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url))
+    with fresh_store() as store:
         counter, other = Counter(), Other()
         for i in range(40):
             counter.bump(i)
@@ -116,7 +135,6 @@ def test_reading_by_type_returns_what_the_log_order_scan_returns() -> None:
                 start, limit, stop, wanted, inclusive_of_start=inclusive)
             assert [n.id for n in ours] == [n.id for n in theirs]
             assert ours == theirs
-        store.close()
 
 
 def test_a_follower_skips_the_events_it_does_not_follow_without_reading_them(
@@ -124,62 +142,54 @@ def test_a_follower_skips_the_events_it_does_not_follow_without_reading_them(
     """The relay follows few event types; its position stays on the last one it followed,
     and every new event wakes it. Reading on from there must not re-read what lies
     between (under load that was a third of a core)."""
-    with new_database() as url:
-        container = build(make_settings(url, 1, tmp_path))
-        try:
-            recorder = container.store.recorder
-            wanted = Other()
-            container.store.save(wanted)
-            start = container.store.position_of(wanted.id)
-            noise = Counter()
-            for i in range(3000):
-                noise.bump(i)
-            container.store.save(noise)
-            assert recorder.select_notifications(
-                start, 500, topics=[get_topic(Other.Created)], inclusive_of_start=False) == []
-            with psycopg.ClientCursor(psycopg.connect(url, autocommit=True)) as cur:
-                # The probe's plan once its prepared query is planned generically.
-                query = recorder.first_wanted.as_string(cur.connection)  # type: ignore[attr-defined]
-                for n, name in enumerate(("topics", "after", "upto"), 1):
-                    query = query.replace(f"%({name})s", f"${n}")
-                cur.execute("SET plan_cache_mode = force_generic_plan")
-                cur.execute(f"PREPARE follow(text[], bigint, bigint) AS {query}")
+    with fresh_container(tmp_path) as container:
+        recorder = container.store.recorder
+        wanted = Other()
+        container.store.save(wanted)
+        start = container.store.position_of(wanted.id)
+        noise = Counter()
+        for i in range(3000):
+            noise.bump(i)
+        container.store.save(noise)
+        assert recorder.select_notifications(
+            start, 500, topics=[get_topic(Other.Created)], inclusive_of_start=False) == []
+        url = str(container.settings.database_url)
+        with psycopg.ClientCursor(psycopg.connect(url, autocommit=True)) as cur:
+            # The probe's plan once its prepared query is planned generically.
+            query = recorder.first_wanted.as_string(cur.connection)  # type: ignore[attr-defined]
+            for n, name in enumerate(("topics", "after", "upto"), 1):
+                query = query.replace(f"%({name})s", f"${n}")
+            cur.execute("SET plan_cache_mode = force_generic_plan")
+            cur.execute(f"PREPARE follow(text[], bigint, bigint) AS {query}")
 
-                def filtered_out() -> int:
-                    cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE follow(%s, %s, %s)",
-                                ([get_topic(Other.Created)], start, 2**63 - 1))
-                    row = cur.fetchone()
-                    assert row is not None
-                    return _filtered_out(row[0][0]["Plan"])
+            def filtered_out() -> int:
+                cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE follow(%s, %s, %s)",
+                            ([get_topic(Other.Created)], start, 2**63 - 1))
+                row = cur.fetchone()
+                assert row is not None
+                return _filtered_out(row[0][0]["Plan"])
 
-                cur.execute("ANALYZE apranova_events")
-                assert filtered_out() == 0
-                cur.execute("DROP INDEX apranova_events_topic_idx")  # what it was before
-                assert filtered_out() >= 3000
-                cur.connection.close()
-        finally:
-            container.close()
+            cur.execute("ANALYZE apranova_events")
+            assert filtered_out() == 0
+            cur.execute("DROP INDEX apranova_events_topic_idx")  # what it was before
+            assert filtered_out() >= 3000
+            cur.connection.close()
 
 
 def test_the_log_waits_for_the_disk_and_read_models_do_not(tmp_path: Path) -> None:
     """Events are the truth; read models can be re-applied from them after a crash."""
-    with new_database() as url:
-        container = build(make_settings(url, 1, tmp_path))
-        try:
-            def setting(datastore: Any) -> str:
-                with datastore.get_connection() as conn:
-                    row = conn.execute("SHOW synchronous_commit").fetchone()
-                return str(row["synchronous_commit"])
+    with fresh_container(tmp_path) as container:
+        def setting(datastore: Any) -> str:
+            with datastore.get_connection() as conn:
+                row = conn.execute("SHOW synchronous_commit").fetchone()
+            return str(row["synchronous_commit"])
 
-            assert setting(container.store.recorder.datastore) == "on"
-            assert {setting(v.datastore) for v in container.views.values()} == {"off"}
-        finally:
-            container.close()
+        assert setting(container.store.recorder.datastore) == "on"
+        assert {setting(v.datastore) for v in container.views.values()} == {"off"}
 
 
 def test_which_aggregates_exist_and_attempts_counted_past_a_batch() -> None:
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url))
+    with fresh_store() as store:
         made, never = Counter(), uuid4()
         store.save(made)
         assert store.created([made.id, never]) == {made.id}
@@ -190,4 +200,3 @@ def test_which_aggregates_exist_and_attempts_counted_past_a_batch() -> None:
         commands = QuizCommands(store, SystemClock())
         assert commands.attempt_count(quiz_id, student_id) == 22
         assert commands.attempt_count(quiz_id, uuid4()) == 0
-        store.close()
