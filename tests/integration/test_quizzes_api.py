@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,51 +180,82 @@ class Later:
         return datetime.now(UTC) + timedelta(seconds=120)
 
 
+@contextmanager
+def two_minutes_later(server: Server) -> Iterator[None]:
+    commands = server.container.quizzes
+    real_clock = commands.clock
+    commands.clock = Later()
+    try:
+        yield
+    finally:
+        commands.clock = real_clock
+
+
+def timed_attempt(client: httpx.Client, author: User, student: User
+                  ) -> tuple[dict[str, Any], dict[str, Any], httpx.Response]:
+    """A two-question quiz with a one-minute limit, the student's attempt at it and the
+    response to a correct answer to its first question."""
+    quiz = publish(client, author, generate(client, author, 2), time_limit_seconds=60,
+                   show_answers="immediately")
+    attempt = start(client, student, quiz["id"]).json()
+    first = quiz["questions"][0]
+    return quiz, attempt, answer(client, student, attempt["id"], first["id"],
+                                 correct_ids(first))
+
+
 def test_reading_an_attempt_past_its_time_limit_submits_it(
     server: Server, client: httpx.Client, author: User, student: User,
 ) -> None:
-    quiz = publish(client, author, generate(client, author, 2), time_limit_seconds=60,
-                   show_answers="immediately")
-    commands = server.container.quizzes
-    real_clock = commands.clock
-    attempt = start(client, student, quiz["id"]).json()
-    first = quiz["questions"][0]
-    saved = answer(client, student, attempt["id"], first["id"], correct_ids(first))
+    _, attempt, saved = timed_attempt(client, author, student)
     url = f"/api/quiz/attempts/{attempt['id']}/"
     at = {**student.headers, "X-Position": saved.headers["X-Position"]}
     in_time = client.get(url, headers=at).json()
     assert in_time["status"] == "in_progress"  # reading in time changes nothing
-    commands.clock = Later()
-    try:
+    with two_minutes_later(server):
         late = client.get(url, headers=student.headers)
-    finally:
-        commands.clock = real_clock
     assert late.status_code == 200
     body = late.json()
     assert body["status"] == "submitted" and body["automatic"] is True
     assert body["score"] == 1.0 and body["max_score"] == 2.0
 
 
+def test_another_student_reading_an_overdue_attempt_neither_sees_nor_submits_it(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    other = register_student(client)
+    _, attempt, saved = timed_attempt(client, author, student)
+    url = f"/api/quiz/attempts/{attempt['id']}/"
+    with two_minutes_later(server):
+        r = client.get(url, headers=other.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+    mine = client.get(url, headers={**student.headers,
+                                    "X-Position": saved.headers["X-Position"]}).json()
+    assert mine["status"] == "in_progress"
+
+
+def test_reading_and_starting_attempts_refuse_malformed_input(
+    client: httpx.Client, student: User,
+) -> None:
+    for r in (client.get("/api/quiz/attempts/not-a-uuid/", headers=student.headers),
+              client.post("/api/quiz/quizzes/not-a-uuid/start/", headers=student.headers),
+              client.get("/api/quiz/attempts/00000000-0000-4000-8000-000000000009/",
+                         headers={**student.headers, "X-Position": "soon"})):
+        assert r.status_code == 422
+        assert r.json()["status"] == "error"
+        assert r.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
 def test_time_limit_auto_submits_with_the_saved_answers(
     server: Server, client: httpx.Client, author: User, student: User,
 ) -> None:
-    quiz = publish(client, author, generate(client, author, 2), time_limit_seconds=60,
-                   show_answers="immediately")
-    commands = server.container.quizzes
-    real_clock = commands.clock
-    attempt = start(client, student, quiz["id"]).json()
+    quiz, attempt, saved = timed_attempt(client, author, student)
     assert attempt["deadline"] is not None and 0 < attempt["time_remaining_seconds"] <= 60
-    first = quiz["questions"][0]
-    assert answer(client, student, attempt["id"], first["id"],
-                  correct_ids(first)).status_code == 200
-    commands.clock = Later()
-    try:
-        second = quiz["questions"][1]
+    assert saved.status_code == 200
+    first, second = quiz["questions"]
+    with two_minutes_later(server):
         r = answer(client, student, attempt["id"], second["id"], correct_ids(second))
         assert r.status_code == 409 and r.json()["error"]["code"] == "ATTEMPT_EXPIRED"
         submitted_at = str(r.json()["error"]["details"]["position"])
-    finally:
-        commands.clock = real_clock
     result = client.get(f"/api/quiz/attempts/{attempt['id']}/", headers={
         **student.headers, "X-Position": submitted_at}).json()
     assert result["status"] == "submitted" and result["automatic"] is True
