@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -215,11 +215,13 @@ class ReadModelProjection(Projection[Any]):
     """
 
     view_class: ClassVar[type[ReadModel]]
+    followed: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "view_class" in cls.__dict__:
             cls.topics = cls.view_class.topics
+            cls.followed = frozenset(cls.topics)
 
     def handlers(self) -> dict[type, Handler]:
         raise NotImplementedError
@@ -233,3 +235,33 @@ class ReadModelProjection(Projection[Any]):
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         self.view.apply(tracking, self.statements(domain_event))
+
+
+class Batch(NamedTuple):
+    """One model's share of a run of events: applied in one transaction."""
+
+    projection: ReadModelProjection
+    position: int
+    statements: list[Statement]
+    events: int
+
+    def apply(self) -> None:
+        view = self.projection.view
+        tracking = Tracking(APPLICATION_NAME, self.position)
+        # A lone event's few statements gain nothing from a pipeline's prepare and close.
+        (view.apply if self.events == 1 else view.apply_batch)(tracking, self.statements)
+
+
+def batches(projections: Sequence[ReadModelProjection], positions: dict[Any, int],
+            events: Sequence[tuple[int, str, Any]]) -> list[Batch]:
+    """Each model's batch of the (notification id, topic, event) run: the events it
+    follows past its position. `positions` is advanced to what the batches will record."""
+    out: list[Batch] = []
+    for projection in projections:
+        followed, at = projection.followed, positions[projection]
+        mine = [(i, e) for i, topic, e in events if topic in followed and i > at]
+        if mine:
+            position = positions[projection] = mine[-1][0]
+            out.append(Batch(projection, position,
+                             [s for _, e in mine for s in projection.statements(e)], len(mine)))
+    return out

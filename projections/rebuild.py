@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from application.eventstore import APPLICATION_NAME, EventStore
-from projections.base import ReadModel, ReadModelProjection, Statement
+from projections.base import Batch, ReadModel, ReadModelProjection, batches
 
 BATCH = 5000
 MAX_VERIFY_ROUNDS = 10
@@ -84,37 +84,28 @@ def replay_many(store: EventStore, projections: list[ReadModelProjection],
     applying the current one, on a second thread: measured, a third of a rebuild's time
     was otherwise spent waiting for the server."""
     positions = {p: p.view.position() for p in projections}
-    followed_topics = {p: frozenset(p.topics) for p in projections}
     topics = sorted({t for p in projections for t in p.topics})
 
     count = 0
 
-    def batches() -> Iterator[list[tuple[ReadModelProjection, int, list[Statement]]]]:
+    def runs() -> Iterator[list[Batch]]:
         nonlocal count
         start = min(positions.values(), default=0) + 1
-        while batch := store.recorder.select_notifications(start=start, limit=BATCH,
-                                                           stop=until, topics=topics):
-            events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in batch]
-            work = []
-            for projection in projections:
-                followed = followed_topics[projection]
-                mine = [(i, e) for i, topic, e in events
-                        if topic in followed and i > positions[projection]]
-                if mine:
-                    statements = [s for _, e in mine for s in projection.statements(e)]
-                    work.append((projection, mine[-1][0], statements))
-                    positions[projection] = mine[-1][0]
-                    count += len(mine)
+        while run := store.recorder.select_notifications(start=start, limit=BATCH,
+                                                         stop=until, topics=topics):
+            events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in run]
+            work = batches(projections, positions, events)
+            count += sum(b.events for b in work)
             yield work
-            start = batch[-1].id + 1
+            start = run[-1].id + 1
 
-    def apply(work: list[tuple[ReadModelProjection, int, list[Statement]]]) -> None:
-        for projection, position, statements in work:
-            projection.view.apply_batch(Tracking(APPLICATION_NAME, position), statements)
+    def apply(work: list[Batch]) -> None:
+        for batch in work:
+            batch.apply()
 
     with ThreadPoolExecutor(1, thread_name_prefix="replay") as writer:
         applying: Future[None] | None = None
-        for work in batches():
+        for work in runs():
             if applying is not None:
                 applying.result()
             applying = writer.submit(apply, work)

@@ -8,6 +8,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
+import psycopg
 import pytest
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.utils import Environment
@@ -15,7 +16,7 @@ from eventsourcing.utils import Environment
 from application.eventstore import APPLICATION_NAME
 from domain.students import Student
 from infrastructure.settings import Settings
-from projections.base import ProjectionLagging
+from projections.base import POSITIONS_CHANNEL, ProjectionLagging
 from projections.users import UsersProjection, UsersView
 from tests.conftest import (
     Mailbox,
@@ -157,3 +158,32 @@ def test_a_wait_whose_announcement_is_lost_asks_the_database(
             assert waited and waited[0] < 5
             assert deaf.board.heard(deaf.position_key) == 0  # it was never told
             assert live.has_reached(position)
+
+
+def test_a_backlog_is_applied_in_runs_one_transaction_per_model(
+    smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    with new_database() as database_url:
+        settings = make_settings(database_url, smtp[1], tmp_path, read_wait_seconds=0.01)
+        with running_server(settings, background=False) as s, s.client() as c, \
+                psycopg.connect(database_url, autocommit=True) as listener:
+            users = [register_student(c) for _ in range(3)]  # stored; no projector runs yet
+            position = 0
+            for n in range(10):
+                for i, user in enumerate(users):
+                    r = c.put("/api/users/profile/", headers=user.headers,
+                              json={"name": f"Student {i} edit {n}"})
+                    assert r.status_code == 202  # the command is stored, the model behind
+                    position = int(r.headers["X-Position"])
+            live = s.container.users
+            listener.execute(f"LISTEN {POSITIONS_CHANNEL}")
+            s.container.start_projections()
+            live.wait_for(position, 15)
+            heard = [n.payload for n in listener.notifies(timeout=1)
+                     if n.payload.startswith(f"{live.position_key}:")]
+            # 33 events this model follows, applied in a handful of transactions.
+            assert 1 <= len(heard) < 10
+            assert heard[-1] == f"{live.position_key}:{live.position()}"
+            for i, user in enumerate(users):
+                row = live.get(UUID(user.id))
+                assert row is not None and row["name"] == f"Student {i} edit 9"
