@@ -19,14 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import mkdtemp
+from uuid import UUID
 
 import psycopg
 from eventsourcing.domain import Aggregate, event
 from pydantic import SecretStr
 
 from application.accounts import Actor
+from application.ports import GeneratedQuestions
+from domain.quizzes import Quiz
 from domain.roles import Role, Track
-from infrastructure.bootstrap import build
+from infrastructure.bootstrap import Container, build
 from infrastructure.settings import Settings
 
 ADMIN_URL = os.environ.get("APRANOVA_BENCH_ADMIN_URL",
@@ -70,6 +73,22 @@ def rate(work: Callable[[int], None], count: int, threads: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def published_quiz(container: Container) -> UUID:
+    """A published quiz of five single-choice questions of four options, many attempts
+    allowed, written straight through the commands (no generator)."""
+    trainer = Actor(uuid.uuid4(), Role.TRAINER)
+    quizzes = container.quizzes
+    quiz_id = quizzes.request(trainer, "Bench quiz", "joins", "PROMPT", 5, None).id
+    topics = ("an inner join", "a left outer join", "GROUP BY", "HAVING", "a window function")
+    questions = [{"text": f"What does {topic} return?", "type": "SINGLE", "explanation": "",
+                  "options": [{"text": f"Option {k}", "correct": k == 0} for k in range(4)]}
+                 for topic in topics]
+    quizzes.complete_generation(quiz_id, GeneratedQuestions(questions, {"source": "bench"}),
+                                None, {})
+    quizzes.publish(trainer, quiz_id)
+    return quiz_id
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=400)
@@ -102,14 +121,27 @@ def main() -> None:
             def profile_update(i: int) -> None:
                 accounts.update_profile(actors[i % len(actors)], f"Name {i}")
 
+            quiz_id = published_quiz(container)
+            attempts = [container.quizzes.start(a, quiz_id).id for a in actors]
+            quiz = store.load(Quiz, quiz_id)
+
+            def answer_save(i: int) -> None:
+                # Each slot's student answers in turn, a different option each time round
+                # (an unchanged answer stores nothing).
+                slot, turn = i % len(actors), i // len(actors)
+                question = quiz.questions[turn % len(quiz.questions)]
+                option = question["options"][(turn // len(quiz.questions)) % 4]["id"]
+                container.quizzes.answer(actors[slot], attempts[slot], question["id"], [option])
+
             rows = []
             for threads in (1, args.threads):
-                base, cmd = [], []
+                base, cmd, ans = [], [], []
                 for _ in range(args.rounds):
                     base.append(rate(bare_save, args.events, threads))
                     cmd.append(rate(profile_update, args.events, threads))
-                b, c = statistics.median(base), statistics.median(cmd)
-                rows.append((threads, b, c, c / b))
+                    ans.append(rate(answer_save, args.events, threads))
+                b, c, a = (statistics.median(x) for x in (base, cmd, ans))
+                rows.append((threads, b, c, c / b, a, a / b))
             started = time.perf_counter()
             registrations = 20
             for i in range(registrations):
@@ -120,9 +152,10 @@ def main() -> None:
             container.close()
 
     print(f"command throughput, {args.events} events x {args.rounds} rounds (median)")
-    print(f"{'threads':>7} {'bare save ev/s':>15} {'profile update ev/s':>20} {'ratio':>7}")
-    for threads, b, c, ratio in rows:
-        print(f"{threads:>7} {b:>15.0f} {c:>20.0f} {ratio:>7.2f}")
+    print(f"{'threads':>7} {'bare save ev/s':>15} {'profile update ev/s':>20} {'ratio':>7}"
+          f" {'answer save ev/s':>17} {'ratio':>7}")
+    for threads, b, c, ratio, a, a_ratio in rows:
+        print(f"{threads:>7} {b:>15.0f} {c:>20.0f} {ratio:>7.2f} {a:>17.0f} {a_ratio:>7.2f}")
     print(f"register (argon2id hashing included, sequential): {register_rate:.1f}/s, "
           f"ratio to sequential bare save {register_rate / rows[0][1]:.3f}")
 
