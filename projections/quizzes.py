@@ -193,7 +193,7 @@ SAVE_ANSWER = "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s"
 class AttemptsView(ReadModel):
     topics = tuple(get_topic(cls) for cls in ATTEMPT_EVENTS)
     merge_statements = frozenset({SAVE_ANSWER})
-    tables = ("rm_attempts",)
+    tables = ("rm_attempts", "rm_quiz_totals", "rm_quiz_question_totals")
     ddl = """
 CREATE TABLE IF NOT EXISTS rm_attempts (
     id uuid PRIMARY KEY,
@@ -215,7 +215,33 @@ CREATE TABLE IF NOT EXISTS rm_attempts (
     regraded_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS rm_attempts_student ON rm_attempts (student_id, started_at);
-CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id, number)
+CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id, number);
+CREATE INDEX IF NOT EXISTS rm_attempts_quiz_percent ON rm_attempts (quiz_id, percent)
+    WHERE status = 'submitted';
+CREATE TABLE IF NOT EXISTS rm_quiz_totals (
+    quiz_id uuid PRIMARY KEY,
+    attempts integer NOT NULL,
+    students integer NOT NULL,
+    percent_sum double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rm_quiz_question_totals (
+    quiz_id uuid NOT NULL,
+    question_id text NOT NULL,
+    answered integer NOT NULL,
+    score_sum double precision NOT NULL,
+    PRIMARY KEY (quiz_id, question_id)
+);
+INSERT INTO rm_quiz_totals
+    SELECT quiz_id, count(*), count(DISTINCT student_id), sum(percent) FROM rm_attempts a
+    WHERE status = 'submitted'
+      AND NOT EXISTS (SELECT 1 FROM rm_quiz_totals t WHERE t.quiz_id = a.quiz_id)
+    GROUP BY quiz_id ON CONFLICT DO NOTHING;
+INSERT INTO rm_quiz_question_totals
+    SELECT quiz_id, q.key, count(*), sum(q.value::double precision)
+    FROM rm_attempts a, jsonb_each_text(a.per_question) q
+    WHERE status = 'submitted'
+      AND NOT EXISTS (SELECT 1 FROM rm_quiz_question_totals t WHERE t.quiz_id = a.quiz_id)
+    GROUP BY quiz_id, q.key ON CONFLICT DO NOTHING
 """
     COLUMNS = ("id, quiz_id, student_id, number, status, question_order, option_order, "
                "answers, started_at, deadline, submitted_at, automatic, score, max_score, "
@@ -238,18 +264,55 @@ CREATE INDEX IF NOT EXISTS rm_attempts_quiz ON rm_attempts (quiz_id, student_id,
             "ORDER BY number", (quiz_id, student_id))
 
     def statistics(self, quiz_id: UUID) -> tuple[DictRow | None, list[dict[str, Any]]]:
-        """The submitted attempts' summary and per-question scores, in one query."""
+        """The submitted attempts' summary and per-question scores, in one query on the
+        running totals (a few rows, however many attempts there are); the lowest and
+        highest percent are the two ends of an index."""
         row = self.fetch_one(
-            "WITH submitted AS (SELECT student_id, percent, per_question FROM rm_attempts "
-            "  WHERE quiz_id = %s AND status = 'submitted'), "
-            "per_question AS (SELECT q.key AS question_id, "
-            "  avg(q.value::double precision) AS average_score, count(*) AS answered "
-            "  FROM submitted, jsonb_each_text(submitted.per_question) q GROUP BY q.key) "
-            "SELECT count(*) AS attempts, count(DISTINCT student_id) AS students, "
-            "avg(percent) AS average_percent, min(percent) AS lowest_percent, "
-            "max(percent) AS highest_percent, (SELECT COALESCE(jsonb_agg(to_jsonb(p)), "
-            "'[]'::jsonb) FROM per_question p) AS per_question FROM submitted", (quiz_id,))
+            "SELECT COALESCE(t.attempts, 0) AS attempts, COALESCE(t.students, 0) AS students, "
+            "round((t.percent_sum / NULLIF(t.attempts, 0))::numeric, 2)::float AS average_percent, "
+            "(SELECT min(percent) FROM rm_attempts WHERE quiz_id = %(quiz)s "
+            " AND status = 'submitted') AS lowest_percent, "
+            "(SELECT max(percent) FROM rm_attempts WHERE quiz_id = %(quiz)s "
+            " AND status = 'submitted') AS highest_percent, "
+            "(SELECT COALESCE(jsonb_agg(jsonb_build_object('question_id', question_id, "
+            "  'answered', answered, 'average_score', "
+            "  round((score_sum / answered)::numeric, 4))), '[]'::jsonb) "
+            " FROM rm_quiz_question_totals WHERE quiz_id = %(quiz)s AND answered > 0"
+            ") AS per_question "
+            "FROM (SELECT 1) one LEFT JOIN rm_quiz_totals t ON t.quiz_id = %(quiz)s",
+            {"quiz": quiz_id})
         return row, list(row["per_question"]) if row else []
+
+
+# Running totals for statistics. A submission adds its percent and per-question scores;
+# a regrade takes the attempt's old ones away (read from its row before the row changes)
+# and adds the new. The statements run in the same transaction as the row's update, in
+# order, so totals and rows can't disagree.
+_QUIZ_OF_ATTEMPT = "FROM rm_attempts a WHERE a.id = %s AND a.status {} 'submitted'"
+ADD_TOTALS = (
+    "INSERT INTO rm_quiz_totals SELECT a.quiz_id, 1, (NOT EXISTS (SELECT 1 FROM rm_attempts o "
+    "WHERE o.quiz_id = a.quiz_id AND o.student_id = a.student_id "
+    "AND o.status = 'submitted'))::int, %s " + _QUIZ_OF_ATTEMPT.format("<>") + " "
+    "ON CONFLICT (quiz_id) DO UPDATE SET attempts = rm_quiz_totals.attempts + 1, "
+    "students = rm_quiz_totals.students + EXCLUDED.students, "
+    "percent_sum = rm_quiz_totals.percent_sum + EXCLUDED.percent_sum")
+REGRADE_TOTALS = (
+    "UPDATE rm_quiz_totals t SET percent_sum = t.percent_sum - a.percent + %s "
+    "FROM rm_attempts a WHERE a.id = %s AND a.status = 'submitted' AND t.quiz_id = a.quiz_id")
+REMOVE_SCORES = (
+    "UPDATE rm_quiz_question_totals t SET answered = t.answered - 1, "
+    "score_sum = t.score_sum - q.value::double precision "
+    "FROM rm_attempts a, jsonb_each_text(a.per_question) q "
+    "WHERE a.id = %s AND a.status = 'submitted' AND t.quiz_id = a.quiz_id "
+    "AND t.question_id = q.key")
+_ADD_SCORES = (
+    "INSERT INTO rm_quiz_question_totals SELECT a.quiz_id, q.key, 1, q.value::double precision "
+    "FROM rm_attempts a, jsonb_each_text(%s::jsonb) q WHERE a.id = %s AND a.status {} "
+    "'submitted' ON CONFLICT (quiz_id, question_id) DO UPDATE SET "
+    "answered = rm_quiz_question_totals.answered + 1, "
+    "score_sum = rm_quiz_question_totals.score_sum + EXCLUDED.score_sum")
+ADD_SCORES_ON_SUBMISSION = _ADD_SCORES.format("<>")
+ADD_SCORES_ON_REGRADE = _ADD_SCORES.format("=")
 
 
 class AttemptsProjection(ReadModelProjection):
@@ -267,16 +330,30 @@ class AttemptsProjection(ReadModelProjection):
                 e.deadline)],
             Attempt.AnswerSaved: lambda e: [_st(
                 SAVE_ANSWER, Jsonb({e.question_id: e.option_ids}), e.originator_id)],
-            Attempt.Submitted: lambda e: [self._graded(e, "submitted_at = %s, automatic = %s, "
-                                                          "status = 'submitted'",
-                                                       e.timestamp, e.automatic)],
-            Attempt.Regraded: lambda e: [self._graded(e, "regraded_at = %s", e.timestamp)],
+            Attempt.Submitted: self.submitted,
+            Attempt.Regraded: self.regraded,
         }
 
+    def submitted(self, e: Attempt.Submitted) -> Iterable[Statement]:
+        scores = json.dumps(e.per_question)
+        yield _st(ADD_TOTALS, _percent(e), e.originator_id)
+        yield _st(ADD_SCORES_ON_SUBMISSION, scores, e.originator_id)
+        yield self._graded(e, scores, "submitted_at = %s, automatic = %s, "
+                           "status = 'submitted'", e.timestamp, e.automatic)
+
+    def regraded(self, e: Attempt.Regraded) -> Iterable[Statement]:
+        scores = json.dumps(e.per_question)
+        yield _st(REGRADE_TOTALS, _percent(e), e.originator_id)
+        yield _st(REMOVE_SCORES, e.originator_id)
+        yield _st(ADD_SCORES_ON_REGRADE, scores, e.originator_id)
+        yield self._graded(e, scores, "regraded_at = %s", e.timestamp)
+
     @staticmethod
-    def _graded(e: Any, extra: str, *extra_params: Any) -> Statement:
-        percent = round(100.0 * e.score / e.max_score, 2) if e.max_score else 0.0
+    def _graded(e: Any, scores: str, extra: str, *extra_params: Any) -> Statement:
         return _st(f"UPDATE rm_attempts SET score = %s, max_score = %s, percent = %s, "
                    f"per_question = %s, {extra} WHERE id = %s",
-                   e.score, e.max_score, percent, json.dumps(e.per_question), *extra_params,
-                   e.originator_id)
+                   e.score, e.max_score, _percent(e), scores, *extra_params, e.originator_id)
+
+
+def _percent(e: Attempt.Submitted | Attempt.Regraded) -> float:
+    return round(100.0 * e.score / e.max_score, 2) if e.max_score else 0.0
