@@ -193,7 +193,7 @@ SAVE_ANSWER = "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s"
 class AttemptsView(ReadModel):
     topics = tuple(get_topic(cls) for cls in ATTEMPT_EVENTS)
     merge_statements = frozenset({SAVE_ANSWER})
-    tables = ("rm_attempts", "rm_quiz_totals", "rm_quiz_question_totals")
+    tables = ("rm_attempts", "rm_quiz_totals", "rm_quiz_takers", "rm_quiz_question_totals")
     ddl = """
 CREATE TABLE IF NOT EXISTS rm_attempts (
     id uuid PRIMARY KEY,
@@ -224,6 +224,11 @@ CREATE TABLE IF NOT EXISTS rm_quiz_totals (
     students integer NOT NULL,
     percent_sum double precision NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rm_quiz_takers (
+    quiz_id uuid NOT NULL,
+    student_id uuid NOT NULL,
+    PRIMARY KEY (quiz_id, student_id)
+);
 CREATE TABLE IF NOT EXISTS rm_quiz_question_totals (
     quiz_id uuid NOT NULL,
     question_id text NOT NULL,
@@ -231,6 +236,10 @@ CREATE TABLE IF NOT EXISTS rm_quiz_question_totals (
     score_sum double precision NOT NULL,
     PRIMARY KEY (quiz_id, question_id)
 );
+INSERT INTO rm_quiz_takers
+    SELECT DISTINCT quiz_id, student_id FROM rm_attempts a WHERE status = 'submitted'
+      AND NOT EXISTS (SELECT 1 FROM rm_quiz_totals t WHERE t.quiz_id = a.quiz_id)
+    ON CONFLICT DO NOTHING;
 INSERT INTO rm_quiz_totals
     SELECT quiz_id, count(*), count(DISTINCT student_id), sum(percent) FROM rm_attempts a
     WHERE status = 'submitted'
@@ -284,16 +293,20 @@ INSERT INTO rm_quiz_question_totals
         return row, list(row["per_question"]) if row else []
 
 
-# Running totals for statistics. A submission adds its percent and per-question scores;
-# a regrade takes the attempt's old ones away (read from its row before the row changes)
-# and adds the new. The statements run in the same transaction as the row's update, in
-# order, so totals and rows can't disagree.
-_QUIZ_OF_ATTEMPT = "FROM rm_attempts a WHERE a.id = %s AND a.status {} 'submitted'"
+# Running totals for statistics. A submission adds its percent and per-question scores,
+# and its student to the quiz's takers (counted once); a regrade takes the attempt's old
+# scores (read from its row before the row changes) away and adds the new. The statements
+# run in the same transaction as the row's update, in order, so totals and rows can't
+# disagree. Each finds what it needs by primary key: a rebuild fills tables whose other
+# indexes come only at its end.
 ADD_TOTALS = (
-    "INSERT INTO rm_quiz_totals SELECT a.quiz_id, 1, (NOT EXISTS (SELECT 1 FROM rm_attempts o "
-    "WHERE o.quiz_id = a.quiz_id AND o.student_id = a.student_id "
-    "AND o.status = 'submitted'))::int, %s " + _QUIZ_OF_ATTEMPT.format("<>") + " "
-    "ON CONFLICT (quiz_id) DO UPDATE SET attempts = rm_quiz_totals.attempts + 1, "
+    "WITH attempt AS (SELECT quiz_id, student_id FROM rm_attempts "
+    "  WHERE id = %s AND status <> 'submitted'), "
+    "taker AS (INSERT INTO rm_quiz_takers SELECT quiz_id, student_id FROM attempt "
+    "  ON CONFLICT DO NOTHING RETURNING 1) "
+    "INSERT INTO rm_quiz_totals SELECT quiz_id, 1, (SELECT count(*) FROM taker), %s "
+    "FROM attempt ON CONFLICT (quiz_id) DO UPDATE SET "
+    "attempts = rm_quiz_totals.attempts + 1, "
     "students = rm_quiz_totals.students + EXCLUDED.students, "
     "percent_sum = rm_quiz_totals.percent_sum + EXCLUDED.percent_sum")
 REGRADE_TOTALS = (
@@ -336,7 +349,7 @@ class AttemptsProjection(ReadModelProjection):
 
     def submitted(self, e: Attempt.Submitted) -> Iterable[Statement]:
         scores = json.dumps(e.per_question)
-        yield _st(ADD_TOTALS, _percent(e), e.originator_id)
+        yield _st(ADD_TOTALS, e.originator_id, _percent(e))
         yield _st(ADD_SCORES_ON_SUBMISSION, scores, e.originator_id)
         yield self._graded(e, scores, "submitted_at = %s, automatic = %s, "
                            "status = 'submitted'", e.timestamp, e.automatic)
