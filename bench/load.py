@@ -84,15 +84,24 @@ def percentile(values: list[float], q: float) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its children (API worker processes), so far."""
-    total, hz = 0.0, os.sysconf("SC_CLK_TCK")
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a process itself and of its children: for `apranova serve
+    --workers N` (N > 1), the log's followers (projections, relay, worker) and the API."""
+    own, children, hz = 0.0, 0.0, os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / hz
-    return total
+        used = (int(fields[11]) + int(fields[12])) / hz
+        if stat.parent.name == str(pid):
+            own += used
+        elif fields[1] == str(pid):
+            children += used
+    return own, children
 
 
 def backend_cpu(database: str) -> dict[int, float]:
@@ -134,6 +143,7 @@ class Window:
     loop_lag_p99_ms: float
     postgres_cpu: float = 0.0  # this database's backends, all of them
     busiest_backend_cpu: float = 0.0  # one backend far above the rest points at one client
+    serving_cpu: float = 0.0  # the serving process itself: with --workers N > 1, the followers
 
 
 class LagProbe:
@@ -224,7 +234,7 @@ class Recorder:
                 lags.append(time.perf_counter() - t - 0.05)
 
         watcher = asyncio.create_task(watch())
-        t0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
+        t0, cpu0, (own0, srv0) = time.perf_counter(), time.process_time(), cpu_split(server_pid)
         busy0, total0 = machine_cpu()
         backends0 = backend_cpu(self.database)
         try:
@@ -235,11 +245,12 @@ class Recorder:
             busy, total = machine_cpu()
             backends = {pid: cpu - backends0.get(pid, 0.0)
                         for pid, cpu in backend_cpu(self.database).items()}
+            own, children = cpu_split(server_pid)
             self.windows[scenario] = Window(
                 time.perf_counter() - t0, time.process_time() - cpu0,
-                cpu_seconds(server_pid) - srv0, (busy - busy0) / max(total - total0, 1e-9),
+                own + children - own0 - srv0, (busy - busy0) / max(total - total0, 1e-9),
                 percentile(lags, 0.99) * 1000, sum(backends.values()),
-                max(backends.values(), default=0.0))
+                max(backends.values(), default=0.0), own - own0)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -603,7 +614,8 @@ def print_report(result: dict[str, Any]) -> None:
               f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['error_rate']:>7.1%}")
     for name, w in result["windows"].items():
         print(f"{name}: {w['seconds']:.1f} s wall, machine CPU {w['machine_busy']:.0%} busy, "
-              f"client CPU {w['client_cpu']:.1f} s, server CPU {w['server_cpu']:.1f} s, "
+              f"client CPU {w['client_cpu']:.1f} s, server CPU {w['server_cpu']:.1f} s "
+              f"(serving process {w['serving_cpu']:.1f} s), "
               f"PostgreSQL CPU {w['postgres_cpu']:.1f} s (busiest backend "
               f"{w['busiest_backend_cpu']:.1f} s), client loop lag p99 "
               f"{w['loop_lag_p99_ms']:.0f} ms"
