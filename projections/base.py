@@ -130,7 +130,7 @@ class ReadModel(PostgresTrackingRecorder):
                 order: str, offset: int, limit: int) -> tuple[int, list[DictRow]]:
         """One page of rows and the total count, for the {count, next, previous, results}
         lists: one query, the count riding along as a window; a second only for a page
-        past the end, which has no row to carry it."""
+        past the end, which has no row to carry it (an empty first page needs none)."""
         params = {**params, "offset": offset, "limit": limit}
         rows = self.fetch_all(f"SELECT {columns}, count(*) OVER () AS total_rows FROM {source} "
                               f"WHERE {where} ORDER BY {order} "
@@ -140,6 +140,8 @@ class ReadModel(PostgresTrackingRecorder):
             for row in rows:
                 del row["total_rows"]
             return total, rows
+        if offset == 0:
+            return 0, rows
         count = self.fetch_one(f"SELECT count(*) AS n FROM {source} WHERE {where}", params)
         return (int(count["n"]) if count else 0), rows
 

@@ -85,6 +85,10 @@ def test_both_tracks_ship_ten_projects_with_steps_and_deliverables(
     page = client.get("/api/curriculum/projects/", headers=student.headers,
                       params={"track": "FSD", "page_size": 4}).json()
     assert page["count"] == 10 and len(page["results"]) == 4 and page["next"]
+    past_the_end = client.get("/api/curriculum/projects/", headers=student.headers,
+                              params={"track": "FSD", "page_size": 4, "page": 4}).json()
+    assert past_the_end["count"] == 10 and past_the_end["results"] == []
+    assert past_the_end["next"] is None and "page=3" in past_the_end["previous"]
     steps = client.get(f"/api/curriculum/projects/{P1}/steps/", headers=student.headers)
     assert [s["number"] for s in steps.json()] == list(range(1, len(steps.json()) + 1))
 

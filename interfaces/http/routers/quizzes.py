@@ -198,11 +198,13 @@ def _after(c: Container, view: ReadModel, position: int, read: Any,
 
 
 def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
-    """The full quiz, for its owner and overseers only."""
+    """The full quiz, for its owner and overseers only (no query for anyone else)."""
+    if p.role not in OVERSEERS and p.role is not Role.TRAINER:
+        return None
     row = c.quiz_views.get(quiz_id)
     if row is None:
         return None
-    if p.role in OVERSEERS or (p.role is Role.TRAINER and row["owner_id"] == p.id):
+    if p.role in OVERSEERS or row["owner_id"] == p.id:
         return dict(row)
     return None
 
