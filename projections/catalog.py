@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.curriculum import Content, Curriculum
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
+
+T = TypeVar("T")
+# How many query results of published versions a process keeps (a version's projects by
+# track and page, and single projects): a few per track and version in practice.
+KEPT_RESULTS = 512
 
 PROJECT_COLUMNS = (
     "version, slug, track, number, title, description, type, estimated_hours, tech_stack, "
@@ -53,6 +59,27 @@ CREATE TABLE IF NOT EXISTS rm_catalog_projects (
 CREATE INDEX IF NOT EXISTS rm_catalog_projects_track ON rm_catalog_projects (version, track, number)
 """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def _kept_or(self, key: tuple[Any, ...], read: Callable[[], T],
+                 found: Callable[[T], bool]) -> T:
+        """A published version's rows are only ever inserted, all in the transaction
+        that publishes it, and never change: what a query of one found can be kept (and
+        shared: callers must not change it). Only "which version is the latest" has to
+        be asked each time. Saved on `progress/me`: its largest query and the jsonb it
+        decoded, on every read."""
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
+        result = read()
+        if found(result):  # nothing found may be a version not yet applied
+            if len(self._kept) >= KEPT_RESULTS:
+                self._kept.clear()
+            self._kept[key] = result
+        return result
+
     def latest_version(self) -> int | None:
         row = self.fetch_one("SELECT max(version) AS v FROM rm_catalog_versions")
         return int(row["v"]) if row and row["v"] is not None else None
@@ -74,15 +101,17 @@ CREATE INDEX IF NOT EXISTS rm_catalog_projects_track ON rm_catalog_projects (ver
 
     def projects(self, *, track: str | None = None, version: int | None = None,
                  offset: int = 0, limit: int = 100) -> tuple[int, list[DictRow]]:
-        return self.page_of(
+        v = self._version(version)
+        return self._kept_or(("projects", v, track, offset, limit), lambda: self.page_of(
             "rm_catalog_projects", PROJECT_COLUMNS,
             "version = %(v)s AND (%(t)s::text IS NULL OR track = %(t)s)",
-            {"v": self._version(version), "t": track}, "track, number", offset, limit)
+            {"v": v, "t": track}, "track, number", offset, limit), lambda r: r[0] > 0)
 
     def project(self, slug: str, version: int | None = None) -> DictRow | None:
-        return self.fetch_one(
+        v = self._version(version)
+        return self._kept_or(("project", v, slug), lambda: self.fetch_one(
             f"SELECT {PROJECT_COLUMNS} FROM rm_catalog_projects WHERE version = %s AND slug = %s",
-            (self._version(version), slug))
+            (v, slug)), lambda r: r is not None)
 
 
 class CatalogProjection(ReadModelProjection):
