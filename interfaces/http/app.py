@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
@@ -39,13 +41,17 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        to_thread.current_default_thread_limiter().total_tokens = (
-            container.settings.api_threads)
+        threads = container.settings.api_threads
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        # Blocking endpoints make their one trip on the loop's executor (routing.py).
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="api")
+        asyncio.get_running_loop().set_default_executor(executor)
         listeners = [container.start_session_listener(),
                      container.start_position_listener()]
         try:
             yield
         finally:
+            executor.shutdown(wait=False)
             if owns_container:
                 container.close()
             else:

@@ -5,17 +5,22 @@ model, validates the result in a second trip to the pool. A trip costs more CPU 
 most reads here (measured: about 250 us each, against 120 us for a whole async request
 without dependencies), so every blocking endpoint is wrapped in a coroutine that makes
 the one trip itself; FastAPI then treats it as async and validates in the event loop.
+
+The trip goes through the event loop's own executor (`asyncio.to_thread`; the app sets
+its size), not anyio's worker threads: measured with a bare app on one of these
+machines, a request whose endpoint made one trip cost 0.26-0.33 ms of CPU that way and
+0.33-0.42 ms through anyio (0.17-0.23 ms with no trip at all).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 
 def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,7 +30,7 @@ def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)  # FastAPI reads parameters through __wrapped__
     async def run(*args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        return await asyncio.to_thread(endpoint, *args, **kwargs)
 
     return run
 
