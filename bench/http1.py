@@ -119,6 +119,19 @@ class Client:
                 self.idle.append(connection)
         return Response(method, url.split("?", 1)[0], status, response_headers, payload)
 
+    async def open(self) -> _Connection:
+        """A new connection, not yet in the pool (see `keep`)."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
+        return _Connection(reader, writer)
+
+    def keep(self, connection: _Connection) -> None:
+        """Put an opened connection in the pool, for the next requests to use."""
+        self.idle.append(connection)
+
     async def _checkout(self) -> _Connection:
         now = time.monotonic()
         while self.idle:
@@ -126,12 +139,7 @@ class Client:
             if now - connection.used < KEEPALIVE_EXPIRY:
                 return connection
             connection.writer.close()
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout)
-        except (OSError, TimeoutError) as exc:
-            raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
-        return _Connection(reader, writer)
+        return await self.open()
 
 
 async def _read_response(reader: asyncio.StreamReader, method: str

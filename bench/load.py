@@ -128,6 +128,74 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
 
 
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(stat.parent.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return out
+
+
+def sockets(pids: list[int], port: int) -> tuple[set[int], dict[int, int]]:
+    """For `port` on 127.0.0.1, from /proc/net/tcp and the processes' file descriptors:
+    which of `pids` hold its listening socket (the ones that accept), and for each
+    accepted connection, the client's port -> the pid that accepted it."""
+    inodes: dict[str, list[int]] = defaultdict(list)
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]].append(pid)
+        except OSError:  # the process or the descriptor ended meanwhile
+            continue
+    listening: set[int] = set()
+    owners: dict[int, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if int(local.split(":")[1], 16) != port or inode not in inodes:
+            continue
+        if state == "0A":  # LISTEN
+            listening.update(inodes[inode])
+        else:
+            owners[int(remote.split(":")[1], 16)] = inodes[inode][0]
+    return listening, owners
+
+
+async def balanced(client: Client, server_pid: int, path: str, headers: dict[str, str],
+                   count: int) -> dict[int, int]:
+    """Fill the client's pool with `count` connections spread evenly over the server's
+    worker processes; returns connections per worker. The kernel hands a burst of new
+    connections to whichever worker accepts first: seen, all of a closed loop's 16 on
+    one of two workers, the other idle and the machine 64-70 % busy, which halved that
+    loop's requests/s."""
+    await client.aclose()
+    # Several workers: the serving process's children that accept (it has others, such
+    # as multiprocessing's resource tracker, and holds the listening socket itself).
+    workers = sorted(sockets(children(server_pid), client.port)[0]) or [server_pid]
+    share = -(-count // len(workers))
+    per: dict[int, int] = dict.fromkeys(workers, 0)
+    for _ in range(count * 20):
+        if sum(per.values()) >= count:
+            break
+        connection = await client.open()
+        client.keep(connection)
+        await client.get(path, headers=headers)  # accepted and served once
+        connection = client.idle.pop()
+        owner = sockets(workers, client.port)[1].get(
+            connection.writer.get_extra_info("sockname")[1])
+        if owner is not None and per[owner] < share:
+            per[owner] += 1
+            client.keep(connection)
+        else:
+            connection.writer.close()
+    return per
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,6 +282,7 @@ class Recorder:
     statuses: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     windows: dict[str, Window] = field(default_factory=dict)  # all of a scenario's rounds
     rounds: dict[str, list[Window]] = field(default_factory=lambda: defaultdict(list))
+    spreads: dict[str, list[list[int]]] = field(default_factory=lambda: defaultdict(list))
     probe: LagProbe | None = None
     database: str = ""
 
@@ -592,13 +661,12 @@ async def closed_loop(client: Client, rec: Recorder, scenario: str, endpoint: st
                            headers=headers)
             done += 1
 
-    # Fresh connections: ones kept from an earlier scenario may all lead to one of several
-    # worker processes (seen: one worker busy, the other idle, the machine 64% busy).
-    await client.aclose()
+    spread = await balanced(client, server_pid, random.choice(urls), headers, concurrency)
     async with rec.measuring(scenario, server_pid):
         deadline = time.perf_counter() + window
         await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
     rec.rounds[scenario][-1].requests = done
+    rec.spreads[scenario].append(sorted(spread.values()))
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -655,9 +723,11 @@ def print_report(result: dict[str, Any]) -> None:
           f"probe reconnects: {result['lag_reconnects']}")
     closed = {k: ws for k, ws in result["rounds"].items() if k in ("queue", "stats", "select")}
     for name, windows in closed.items():
+        spreads = result["connections_per_worker"].get(name, [[]] * len(windows))
         print(f"{name} rounds: " + ", ".join(
-            f"{w['requests'] / w['seconds']:.0f} req/s ({w['machine_busy']:.0%} busy)"
-            for w in windows))
+            f"{w['requests'] / w['seconds']:.0f} req/s ({w['machine_busy']:.0%} busy, "
+            f"connections per worker {'/'.join(map(str, spread))})"
+            for w, spread in zip(windows, spreads, strict=False)))
     print("\nratios:")
     for name, value in result["ratios"].items():
         print(f"  {name:<72} {value:.3f}")
@@ -731,10 +801,10 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
         print("closed-loop reads", flush=True)
         stats = [f"/api/quiz/quizzes/{q}/statistics/" for q in data["quiz_ids"]]
         kv = [f"/kv/{i}" for i in range(1, 101)]
-        # Alternating rounds, each on fresh connections, judged by their medians: how a
-        # round's connections split between worker processes moves its figure by up to
-        # half (seen: the SELECT app at 770 requests/s with the machine 70 % busy, where
-        # other runs gave 1,270-1,670).
+        # Alternating rounds, each on fresh connections spread evenly over the worker
+        # processes (`balanced`), judged by their medians. Left to the kernel, a round's
+        # connections could all land on one worker (seen: the SELECT app at 770
+        # requests/s with the machine 70 % busy, where other runs gave 1,270-1,670).
         for _ in range(args.read_rounds):
             for scenario, endpoint, urls, headers, proc, via in (
                     ("queue", "GET /api/curriculum/review-queue/",
@@ -764,6 +834,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["rows"] = table(rec)
     result["windows"] = {k: asdict(w) for k, w in rec.windows.items()}
     result["rounds"] = {k: [asdict(w) for w in ws] for k, ws in rec.rounds.items()}
+    result["connections_per_worker"] = dict(rec.spreads)
     result["statuses"] = {k: dict(v) for k, v in rec.statuses.items()}
     result["lag"] = lag_summary(rec.probe) if rec.probe else {}
     judge(result)
