@@ -82,6 +82,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def processes() -> Iterator[tuple[int, int, float]]:
+    """(pid, parent pid, CPU seconds so far) of every process, from /proc."""
+    hz = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        yield int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its children (API worker processes), so far."""
     return sum(cpu_split(pid))
@@ -90,16 +101,11 @@ def cpu_seconds(pid: int) -> float:
 def cpu_split(pid: int) -> tuple[float, float]:
     """CPU seconds so far of a process itself and of its children: for `apranova serve
     --workers N` (N > 1), the log's followers (projections, relay, worker) and the API."""
-    own, children, hz = 0.0, 0.0, os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        used = (int(fields[11]) + int(fields[12])) / hz
-        if stat.parent.name == str(pid):
+    own, children = 0.0, 0.0
+    for process, parent, used in processes():
+        if process == pid:
             own += used
-        elif fields[1] == str(pid):
+        elif parent == pid:
             children += used
     return own, children
 
@@ -107,18 +113,16 @@ def cpu_split(pid: int) -> tuple[float, float]:
 def backend_cpu(database: str) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend serving this database (the title
     PostgreSQL gives its backends names the database)."""
-    out, hz = {}, os.sysconf("SC_CLK_TCK")
     marker = f" {database} ".encode()
+    backends = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             title = cmdline.read_bytes()
-            if not title.startswith(b"postgres:") or marker not in title:
-                continue
-            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        out[int(cmdline.parent.name)] = (int(fields[11]) + int(fields[12])) / hz
-    return out
+        if title.startswith(b"postgres:") and marker in title:
+            backends.add(int(cmdline.parent.name))
+    return {pid: used for pid, _, used in processes() if pid in backends}
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -126,17 +130,6 @@ def machine_cpu() -> tuple[float, float]:
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     hz = os.sysconf("SC_CLK_TCK")
     return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
-                out.append(int(stat.parent.name))
-        except OSError:  # the process ended meanwhile
-            continue
-    return out
 
 
 def sockets(pids: list[int], port: int) -> tuple[set[int], dict[int, int]]:
@@ -176,7 +169,8 @@ async def balanced(client: Client, server_pid: int, path: str, headers: dict[str
     await client.aclose()
     # Several workers: the serving process's children that accept (it has others, such
     # as multiprocessing's resource tracker, and holds the listening socket itself).
-    workers = sorted(sockets(children(server_pid), client.port)[0]) or [server_pid]
+    workers = sorted(sockets([child for child, parent, _ in processes()
+                              if parent == server_pid], client.port)[0]) or [server_pid]
     share = -(-count // len(workers))
     per: dict[int, int] = dict.fromkeys(workers, 0)
     for _ in range(count * 20):
