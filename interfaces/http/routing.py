@@ -7,9 +7,8 @@ without dependencies), so every blocking endpoint is wrapped in a coroutine that
 the one trip itself; FastAPI then treats it as async and validates in the event loop.
 
 The trip goes through the event loop's own executor (`asyncio.to_thread`; the app sets
-its size), not anyio's worker threads: measured with a bare app on one of these
-machines, a request whose endpoint made one trip cost 0.26-0.33 ms of CPU that way and
-0.33-0.42 ms through anyio (0.17-0.23 ms with no trip at all).
+its size), not anyio's worker threads, which cost more per trip: bench/endpoints.py
+measured every endpoint it tried cheaper against the SELECT baseline that way.
 """
 
 from __future__ import annotations
