@@ -188,6 +188,10 @@ def test_full_review_cycle_with_ownership_and_notifications(
         **s1.headers, "X-Position": r.headers["X-Position"]}).json()
     assert [p["status"] for p in me["projects"][:3]] == ["approved", "available", "locked"]
     assert me["approved_projects"] == 1 and me["percent_complete"] == 10.0
+    # Another student of the same track sees only their own progress, not s1's.
+    other = client.get("/api/curriculum/progress/me/", headers=team["s2"].headers).json()
+    assert [p["status"] for p in other["projects"][:2]] == ["available", "locked"]
+    assert other["approved_projects"] == 0 and other["projects"][0]["submission_id"] is None
     assert progress(client, s1, "start", P2).status_code == 200
 
 
