@@ -50,11 +50,19 @@ CREATE TABLE IF NOT EXISTS rm_progress (
 CREATE INDEX IF NOT EXISTS rm_progress_submission ON rm_progress (submission_id)
 """
 
-    def of(self, account_id: UUID) -> list[DictRow]:
-        return self.fetch_all(
-            "SELECT project, track, number, curriculum_version, status, completed_steps, "
-            "submission_id, repository_url, started_at, updated_at, approved_at FROM rm_progress "
-            "WHERE account_id = %s ORDER BY number", (account_id,))
+    def on_track(self, account_id: UUID) -> tuple[DictRow | None, list[DictRow]]:
+        """The account's role and track, from the users model, and its progress on that
+        track's projects: one query, not one per model, since progress/me asks for both."""
+        rows = self.fetch_all(
+            "SELECT u.role AS account_role, u.track AS account_track, p.project, p.track, "
+            "p.number, p.curriculum_version, p.status, p.completed_steps, p.submission_id, "
+            "p.repository_url, p.started_at, p.updated_at, p.approved_at FROM rm_users u "
+            "LEFT JOIN rm_progress p ON p.account_id = u.id AND p.track = u.track "
+            "WHERE u.id = %s ORDER BY p.number", (account_id,))
+        if not rows:
+            return None, []
+        account = {"role": rows[0]["account_role"], "track": rows[0]["account_track"]}
+        return account, [r for r in rows if r["project"] is not None]
 
 
 def _touch(sql: str, *params: Any) -> Statement:

@@ -195,6 +195,33 @@ def test_full_review_cycle_with_ownership_and_notifications(
     assert progress(client, s1, "start", P2).status_code == 200
 
 
+def test_progress_me_follows_a_track_change_and_keeps_the_old_tracks_work(
+    client: httpx.Client, team: dict[str, User], admin: User,
+) -> None:
+    s = team["s1"]
+    assert progress(client, s, "start", P1).status_code == 200
+    assert progress(client, s, "complete_step", P1, 1).status_code == 200
+
+    def change_track(track: str) -> dict[str, Any]:
+        r = client.put(f"/api/users/{s.id}/", headers=admin.headers,
+                       json={"track": track, "reason": "changed programme"})
+        assert r.status_code == 200, r.text
+        me = client.get("/api/curriculum/progress/me/", headers={
+            **s.headers, "X-Position": r.headers["X-Position"]})
+        assert me.status_code == 200, me.text
+        return dict(me.json())
+
+    fsd = change_track("FSD")
+    assert fsd["track"] == "FSD" and len(fsd["projects"]) == 10
+    assert all(p["project_id"].startswith("fsd-") for p in fsd["projects"])
+    assert [p["status"] for p in fsd["projects"][:2]] == ["available", "locked"]
+    assert all(p["completed_steps"] == [] for p in fsd["projects"])
+    dp = change_track("DP")
+    assert dp["projects"][0]["project_id"] == P1
+    assert dp["projects"][0]["status"] == "in_progress"
+    assert dp["projects"][0]["completed_steps"] == [1]
+
+
 def test_invalid_transitions_are_409(client: httpx.Client, team: dict[str, User],
                                      admin: User) -> None:
     s1, t1 = team["s1"], team["t1"]

@@ -211,11 +211,11 @@ def project_steps(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> lis
 # -- progress --------------------------------------------------------------------------------
 
 def _my_progress(c: Container, p: Principal) -> MyProgressOut:
-    user = c.users.get(p.id)
+    user, progress = c.progress.on_track(p.id)
     if user is None or user["role"] != Role.STUDENT.value or not user["track"]:
         raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
     track_code = user["track"]
-    rows = {r["project"]: r for r in c.progress.of(p.id) if r["track"] == track_code}
+    rows = {r["project"]: r for r in progress}
     _, catalog = c.catalog.projects(track=track_code, limit=100)
     approved_numbers = {r["number"] for r in rows.values() if r["status"] == "approved"}
     out = []
@@ -243,7 +243,8 @@ def _my_progress(c: Container, p: Principal) -> MyProgressOut:
 
 @router.get("/progress/me/", response_model=MyProgressOut)
 def my_progress(p: PrincipalDep, c: ContainerDep, position: Position) -> MyProgressOut:
-    _wait(c, c.progress, position)
+    for model in (c.progress, c.users):  # progress on the student's current track
+        _wait(c, model, position)
     return _my_progress(c, p)
 
 
