@@ -144,11 +144,14 @@ CREATE INDEX IF NOT EXISTS rm_student_quizzes_track ON rm_student_quizzes (track
         return self.fetch_one(f"SELECT {self.COLUMNS} FROM rm_student_quizzes WHERE id = %s",
                               (quiz_id,))
 
-    def page(self, *, offset: int, limit: int, track: str | None
+    def page(self, *, offset: int, limit: int, student_id: UUID
              ) -> tuple[int, list[DictRow]]:
+        """The quizzes a student sees: those of no track and those of the student's track
+        (all of them while the student has none). The track comes from the users model in
+        the same query, which saves a round trip per list."""
         return self.page_of("rm_student_quizzes", SUMMARY_COLUMNS,
-            "(%(track)s::text IS NULL OR track IS NULL OR track = %(track)s)",
-            {"track": track}, "published_at DESC, id", offset, limit)
+            "COALESCE(track = (SELECT track FROM rm_users WHERE id = %(student)s), TRUE)",
+            {"student": student_id}, "published_at DESC, id", offset, limit)
 
 
 class StudentQuizzesProjection(ReadModelProjection):
@@ -272,12 +275,15 @@ INSERT INTO rm_quiz_question_totals
             f"SELECT {self.COLUMNS} FROM rm_attempts WHERE quiz_id = %s AND student_id = %s "
             "ORDER BY number", (quiz_id, student_id))
 
-    def statistics(self, quiz_id: UUID) -> tuple[DictRow | None, list[dict[str, Any]]]:
-        """The submitted attempts' summary and per-question scores, in one query on the
-        running totals (a few rows, however many attempts there are); the lowest and
-        highest percent are the two ends of an index."""
-        row = self.fetch_one(
-            "SELECT COALESCE(t.attempts, 0) AS attempts, COALESCE(t.students, 0) AS students, "
+    def statistics(self, quiz_id: UUID) -> DictRow | None:
+        """The quiz's owner and questions (from the authors' model, to check who may see
+        them and to name the questions) with its submitted attempts' summary and per-question
+        scores, in one query on the running totals (a few rows, however many attempts there
+        are); the lowest and highest percent are the two ends of an index. None when there
+        is no such quiz."""
+        return self.fetch_one(
+            "SELECT q.owner_id, q.questions, "
+            "COALESCE(t.attempts, 0) AS attempts, COALESCE(t.students, 0) AS students, "
             "round((t.percent_sum / NULLIF(t.attempts, 0))::numeric, 2)::float AS average_percent, "
             "(SELECT min(percent) FROM rm_attempts WHERE quiz_id = %(quiz)s "
             " AND status = 'submitted') AS lowest_percent, "
@@ -288,9 +294,9 @@ INSERT INTO rm_quiz_question_totals
             "  round((score_sum / answered)::numeric, 4))), '[]'::jsonb) "
             " FROM rm_quiz_question_totals WHERE quiz_id = %(quiz)s AND answered > 0"
             ") AS per_question "
-            "FROM (SELECT 1) one LEFT JOIN rm_quiz_totals t ON t.quiz_id = %(quiz)s",
+            "FROM rm_quizzes q LEFT JOIN rm_quiz_totals t ON t.quiz_id = q.id "
+            "WHERE q.id = %(quiz)s",
             {"quiz": quiz_id})
-        return row, list(row["per_question"]) if row else []
 
 
 # Running totals for statistics. A submission adds its percent and per-question scores,

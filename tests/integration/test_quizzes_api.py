@@ -93,6 +93,28 @@ def test_generation_is_accepted_at_once_and_fills_in_later(
     assert quiz["id"] not in {x["id"] for x in listed["results"]}
 
 
+def test_students_list_the_quizzes_of_their_track_and_follow_a_track_change(
+    server: Server, client: httpx.Client, author: User, student: User,
+) -> None:
+    quizzes = {track: publish(client, author, generate(client, author, 2, track=track))["id"]
+               for track in ("DP", "FSD", None)}
+    admin = make_staff(server, client, Role.ADMIN)
+
+    def listed(headers: dict[str, str]) -> set[str]:
+        r = client.get("/api/quiz/quizzes/?page_size=100", headers=headers)
+        assert r.status_code == 200, r.text
+        return {q["id"] for q in r.json()["results"]} & set(quizzes.values())
+
+    assert listed(student.headers) == {quizzes["DP"], quizzes[None]}
+    r = client.put(f"/api/users/{student.id}/", headers=admin.headers,
+                   json={"track": "FSD", "reason": "changed programme"})
+    assert r.status_code == 200, r.text
+    at = {**student.headers, "X-Position": r.headers["X-Position"]}
+    assert listed(at) == {quizzes["FSD"], quizzes[None]}
+    # Staff who are not authors see every published quiz, whatever its track.
+    assert listed(admin.headers) == set(quizzes.values())
+
+
 @pytest.mark.parametrize("body", [
     {"title": "x", "prompt": "y", "num_questions": 0},
     {"title": "x", "prompt": "y", "num_questions": 51},

@@ -21,6 +21,7 @@ from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body
 from projections.base import ReadModel
+from projections.quizzes import public_questions
 
 router = Router(prefix="/api/quiz", tags=["quizzes"])
 
@@ -197,16 +198,19 @@ def _after(c: Container, view: ReadModel, position: int, read: Any,
     return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
+def _may_author(p: Principal) -> bool:
+    """Whether the principal can own or oversee quizzes at all (no query otherwise)."""
+    return p.role in OVERSEERS or p.role is Role.TRAINER
+
+
+def _authors(p: Principal, row: dict[str, Any] | None) -> bool:
+    return row is not None and (p.role in OVERSEERS or row["owner_id"] == p.id)
+
+
 def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
     """The full quiz, for its owner and overseers only (no query for anyone else)."""
-    if p.role not in OVERSEERS and p.role is not Role.TRAINER:
-        return None
-    row = c.quiz_views.get(quiz_id)
-    if row is None:
-        return None
-    if p.role in OVERSEERS or row["owner_id"] == p.id:
-        return dict(row)
-    return None
+    row = c.quiz_views.get(quiz_id) if _may_author(p) else None
+    return dict(row) if row is not None and _authors(p, row) else None
 
 
 def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQuizOut:
@@ -248,10 +252,10 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                                   settings=r["settings"], published_at=r["published_at"])
                    for r in rows]
     else:
-        c.student_quizzes.wait_for(position, c.settings.read_wait_seconds)
-        user = c.users.get(p.id)
+        for model in (c.student_quizzes, c.users):  # the list follows the student's track
+            model.wait_for(position, c.settings.read_wait_seconds)
         count, rows = c.student_quizzes.page(offset=pages.offset, limit=pages.page_size,
-                                             track=user["track"] if user else None)
+                                             student_id=p.id)
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
                                   status="published", question_count=r["question_count"],
                                   settings=r["settings"], published_at=r["published_at"])
@@ -301,25 +305,22 @@ def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
 def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                ) -> StatisticsOut:
     c.attempts.wait_for(position, c.settings.read_wait_seconds)
-    quiz = _authors_row(c, p, quiz_id)
-    if quiz is None:
+    s = c.attempts.statistics(quiz_id) if _may_author(p) else None
+    if s is None or not _authors(p, s):
         raise NotFound("Quiz not found")
-    summary, per_question = c.attempts.statistics(quiz_id)
-    by_id = {r["question_id"]: r for r in per_question}
+    by_id = {r["question_id"]: r for r in s["per_question"]}
     questions = []
-    for q in quiz["questions"]:
+    for q in s["questions"]:
         row = by_id.get(q["id"])
         average = float(row["average_score"]) if row else None
         questions.append(QuestionStats(
             question_id=q["id"], text=q["text"], answered=int(row["answered"]) if row else 0,
             average_score=average, difficulty=round(1 - average, 4) if average is not None
             else None))
-    s = dict(summary or {})
-    return StatisticsOut(quiz_id=quiz_id, attempts=int(s.get("attempts") or 0),
-                         students=int(s.get("students") or 0),
-                         average_percent=s.get("average_percent"),
-                         lowest_percent=s.get("lowest_percent"),
-                         highest_percent=s.get("highest_percent"), questions=questions)
+    return StatisticsOut(quiz_id=quiz_id, attempts=s["attempts"], students=s["students"],
+                         average_percent=s["average_percent"],
+                         lowest_percent=s["lowest_percent"],
+                         highest_percent=s["highest_percent"], questions=questions)
 
 
 @router.post("/quizzes/{quiz_id}/regrade/", response_model=RegradeOut)
@@ -351,15 +352,12 @@ def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
     row = row or c.attempts.get(attempt_id)
     if row is None or row["student_id"] != p.id:
         raise NotFound("Attempt not found")
-    public = c.student_quizzes.get(row["quiz_id"])
     full = c.quiz_views.get(row["quiz_id"])
     if full is None:
         raise NotFound("Quiz not found")
-    source = {q["id"]: q for q in (public["questions"] if public else [])}
-    if not source:  # archived since: show the text, still without keys
-        source = {q["id"]: {"id": q["id"], "text": q["text"], "type": q["type"],
-                            "options": [{"id": o["id"], "text": o["text"]}
-                                        for o in q["options"]]} for q in full["questions"]}
+    # The questions as the students' model holds them (keys stripped by the same function),
+    # from the row already read: archived quizzes, gone from that model, show the same way.
+    source = {q["id"]: q for q in public_questions(full["questions"])}
     questions = []
     for qid in row["question_order"]:
         q = source.get(qid)
