@@ -191,6 +191,10 @@ class StudentQuizzesProjection(ReadModelProjection):
 
 ATTEMPT_EVENTS = (Attempt.Started, Attempt.AnswerSaved, Attempt.Submitted, Attempt.Regraded)
 SAVE_ANSWER = "UPDATE rm_attempts SET answers = answers || %s WHERE id = %s"
+ATTEMPT_COLUMNS = ("id, quiz_id, student_id, number, status, question_order, option_order, "
+                   "answers, started_at, deadline, submitted_at, automatic, score, max_score, "
+                   "percent, per_question, regraded_at")
+ATTEMPT_IN_JOIN = ", ".join(f"a.{column}" for column in ATTEMPT_COLUMNS.split(", "))
 
 
 class AttemptsView(ReadModel):
@@ -255,13 +259,20 @@ INSERT INTO rm_quiz_question_totals
       AND NOT EXISTS (SELECT 1 FROM rm_quiz_question_totals t WHERE t.quiz_id = a.quiz_id)
     GROUP BY quiz_id, q.key ON CONFLICT DO NOTHING
 """
-    COLUMNS = ("id, quiz_id, student_id, number, status, question_order, option_order, "
-               "answers, started_at, deadline, submitted_at, automatic, score, max_score, "
-               "percent, per_question, regraded_at")
+    COLUMNS = ATTEMPT_COLUMNS
 
-    def get(self, attempt_id: UUID) -> DictRow | None:
-        return self.fetch_one(f"SELECT {self.COLUMNS} FROM rm_attempts WHERE id = %s",
-                              (attempt_id,))
+    def with_quiz(self, attempt_id: UUID) -> DictRow | None:
+        """The attempt with all that showing it takes, in one query: its quiz's questions
+        and settings from the authors' model (None when the quiz is gone) and how many of
+        the student's attempts at the quiz are submitted (for the after-the-last-attempt
+        answer policy)."""
+        return self.fetch_one(
+            f"SELECT {ATTEMPT_IN_JOIN}, q.questions AS quiz_questions, "
+            "q.settings AS quiz_settings, (SELECT count(*) FROM rm_attempts s "
+            " WHERE s.quiz_id = a.quiz_id AND s.student_id = a.student_id "
+            " AND s.status = 'submitted') AS submitted_attempts "
+            "FROM rm_attempts a LEFT JOIN rm_quizzes q ON q.id = a.quiz_id WHERE a.id = %s",
+            (attempt_id,))
 
     def page(self, *, offset: int, limit: int, student_id: UUID | None,
              quiz_id: UUID | None) -> tuple[int, list[DictRow]]:

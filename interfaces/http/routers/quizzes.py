@@ -334,30 +334,31 @@ def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep) ->
 
 # -- attempts --------------------------------------------------------------------------------
 
-def _answers_visible(c: Container, quiz_settings: dict[str, Any], row: dict[str, Any]) -> bool:
+def _answers_visible(row: dict[str, Any]) -> bool:
+    """`row` from `attempts.with_quiz`."""
     if row["status"] != SUBMITTED:
         return False
-    policy = quiz_settings.get("show_answers")
+    policy = row["quiz_settings"].get("show_answers")
     if policy == ShowAnswers.IMMEDIATELY.value:
         return True
     if policy == ShowAnswers.AFTER_LAST_ATTEMPT.value:
-        taken = c.attempts.of_student(row["quiz_id"], row["student_id"])
-        done = [a for a in taken if a["status"] == SUBMITTED]
-        return len(done) >= int(quiz_settings.get("attempts_allowed", 1))
+        allowed = int(row["quiz_settings"].get("attempts_allowed", 1))
+        return int(row["submitted_attempts"]) >= allowed
     return False
 
 
 def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
                   row: dict[str, Any] | None = None) -> AttemptOut:
-    row = row or c.attempts.get(attempt_id)
+    """`row`, when given, from `attempts.with_quiz`."""
+    row = row or c.attempts.with_quiz(attempt_id)
     if row is None or row["student_id"] != p.id:
         raise NotFound("Attempt not found")
-    full = c.quiz_views.get(row["quiz_id"])
-    if full is None:
+    if row["quiz_questions"] is None:
         raise NotFound("Quiz not found")
     # The questions as the students' model holds them (keys stripped by the same function),
-    # from the row already read: archived quizzes, gone from that model, show the same way.
-    source = {q["id"]: q for q in public_questions(full["questions"])}
+    # from the quiz row read with the attempt: archived quizzes, gone from that model, show
+    # the same way.
+    source = {q["id"]: q for q in public_questions(row["quiz_questions"])}
     questions = []
     for qid in row["question_order"]:
         q = source.get(qid)
@@ -366,10 +367,10 @@ def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
         by_id = {o["id"]: o for o in q["options"]}
         order = row["option_order"].get(qid, list(by_id))
         questions.append({**q, "options": [by_id[o] for o in order if o in by_id]})
-    visible = _answers_visible(c, full["settings"], dict(row))
+    visible = _answers_visible(row)
     feedback = None
     if visible:
-        keys = {q["id"]: q for q in full["questions"]}
+        keys = {q["id"]: q for q in row["quiz_questions"]}
         feedback = [QuestionFeedback(
             question_id=qid, score=float((row["per_question"] or {}).get(qid, 0.0)),
             chosen_option_ids=row["answers"].get(qid, []),
@@ -420,7 +421,7 @@ def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
 def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                 ) -> Response:
     # An attempt whose time ran out is submitted now, with what was saved.
-    row = c.attempts.get(attempt_id)
+    row = c.attempts.with_quiz(attempt_id)
     seen = (row["status"], row["deadline"]) if row else None
     settled = c.quizzes.settle(p.actor, attempt_id, seen)
     wait = max(settled, position or 0)
