@@ -4,7 +4,8 @@ request's time goes, before and after a change.
     python -m bench.endpoints [--seconds 3] [--rounds 3] [--concurrency 8] [--only WORD...]
 
 Starts `apranova serve` and the bare SELECT app (as bench.load does) on a fresh
-database, seeds a trainer, quizzes and a student, then runs closed loops over the
+database, seeds a trainer, a quiz and a student per concurrent caller (each with a
+submission in the trainer's review queue), then runs closed loops over the
 endpoints in alternating rounds and prints, as medians, requests/s, server CPU
 milliseconds per request and the ratio of each to the SELECT baseline.
 """
@@ -28,6 +29,7 @@ from bench.load import (
     login,
     make_quiz,
     servers,
+    submit_project,
 )
 from domain.roles import Role
 
@@ -65,7 +67,8 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
         expect(await client.post("/api/users/", headers=admin, json={
             "email": trainer_email, "password": PASSWORD, "name": "Trainer",
             "role": "trainer"}), 201, 202)
-        trainer = bearer(await login(client, trainer_email))
+        trainer_login = await login(client, trainer_email)
+        trainer = bearer(trainer_login)
         quiz = await make_quiz(client, trainer, 0)
         # A student per worker: concurrent saves to one attempt would measure retries.
         students, answers, attempts = [], [], []
@@ -74,6 +77,8 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
             expect(await client.post("/api/auth/register/", json={
                 "email": email, "password": PASSWORD, "name": "Student", "track": "DP"}), 201)
             student = bearer(await login(client, email))
+            # Each student's submission waits in the trainer's review queue.
+            await submit_project(client, admin, trainer_login["user"]["id"], email)
             attempt = expect(await client.post(f"/api/quiz/quizzes/{quiz}/start/",
                                                headers=student), 200, 201)
             question = attempt["questions"][0]
@@ -106,7 +111,7 @@ async def measure(args: argparse.Namespace, api_url: str, select_url: str, api_p
              each("GET", "/api/curriculum/progress/me/", students), api_pid),
             ("GET /api/quiz/quizzes/{id}/statistics/", client,
              each("GET", f"/api/quiz/quizzes/{quiz}/statistics/", trainers), api_pid),
-            ("GET /api/curriculum/review-queue/", client,
+            (f"GET /api/curriculum/review-queue/ ({args.concurrency} waiting)", client,
              each("GET", "/api/curriculum/review-queue/", trainers), api_pid),
             ("POST /api/quiz/attempts/{id}/answer/", client, answers, api_pid),
         ]
