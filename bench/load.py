@@ -272,6 +272,9 @@ class LagProbe:
 @dataclass
 class Recorder:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # When each call started (perf_counter), beside its latency: for the mix's timeline.
+    starts: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    mix_span: tuple[float, float] = (0.0, 0.0)  # the mix's start and the ramp's end
     errors: Counter[str] = field(default_factory=Counter)
     statuses: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     windows: dict[str, Window] = field(default_factory=dict)  # all of a scenario's rounds
@@ -291,6 +294,7 @@ class Recorder:
             r, outcome = None, type(exc).__name__
         ended = time.perf_counter()
         self.latencies[label].append(ended - started)
+        self.starts[label].append(started)
         self.statuses[label][outcome] += 1
         if r is None or r.status_code not in ok:
             self.errors[label] += 1
@@ -585,6 +589,7 @@ async def mix(client: Client, rec: Recorder, data: dict[str, Any],
               args: argparse.Namespace, tokens: dict[str, dict[str, str]]) -> None:
     t0 = time.perf_counter()
     deadline = t0 + args.duration
+    rec.mix_span = (t0, t0 + args.ramp)
 
     async def one(i: int, email: str) -> None:
         await asyncio.sleep(i * args.ramp / len(data["emails"]))
@@ -687,6 +692,24 @@ def table(rec: Recorder) -> list[dict[str, Any]]:
     return rows
 
 
+def timeline(rec: Recorder, slice_seconds: float = 10.0) -> dict[str, Any]:
+    """The mix's requests by when they started: p95 and requests/s per slice, and the
+    whole after the ramp (every user logged in), to tell the logins' burst from the rest."""
+    t0, ramp_end = rec.mix_span
+    calls = [(start - t0, latency) for label in rec.latencies if label.startswith("mix|")
+             for start, latency in zip(rec.starts[label], rec.latencies[label], strict=True)]
+    slices: dict[int, list[float]] = defaultdict(list)
+    for at, latency in calls:
+        slices[int(at // slice_seconds)].append(latency)
+    after = [latency for at, latency in calls if at >= ramp_end - t0]
+    return {"slice_seconds": slice_seconds,
+            "slices": [{"from_s": i * slice_seconds, "rps": len(v) / slice_seconds,
+                        "p95_ms": percentile(v, 0.95) * 1000} for i, v in sorted(slices.items())],
+            "after_ramp": {"requests": len(after), "p50_ms": percentile(after, 0.5) * 1000,
+                           "p95_ms": percentile(after, 0.95) * 1000,
+                           "p99_ms": percentile(after, 0.99) * 1000}}
+
+
 def print_report(result: dict[str, Any]) -> None:
     print(f"\nseeding: {result['seed']['seconds']:.1f} s; registering {result['users']} students"
           f" {result['seed']['register_seconds']:.1f} s "
@@ -709,6 +732,13 @@ def print_report(result: dict[str, Any]) -> None:
         odd = {k: v for k, v in s.items() if k not in ("200", "201")}
         if odd:
             print(f"non-2xx or failed {label}: {odd}")
+    line = result["timeline"]
+    print(f"mix by start time, {line['slice_seconds']:.0f} s slices (requests/s, p95 ms): "
+          + ", ".join(f"{x['rps']:.0f}/{x['p95_ms']:.0f}" for x in line["slices"]))
+    after = line["after_ramp"]
+    print(f"mix after the ramp (every user logged in): {after['requests']} requests, "
+          f"p50 {after['p50_ms']:.0f} ms, p95 {after['p95_ms']:.0f} ms, "
+          f"p99 {after['p99_ms']:.0f} ms")
     print("\nprojection lag (attempts read model, from command response):")
     for label, lag in result["lag"].items():
         print(f"  {label:<50} n={lag['n']:<6} p50 {lag['p50_ms']:.1f} ms  "
@@ -826,6 +856,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["server_log_problems"] = [line for line in log
                                          if "ERROR" in line or "Traceback" in line]
     result["rows"] = table(rec)
+    result["timeline"] = timeline(rec)
     result["windows"] = {k: asdict(w) for k, w in rec.windows.items()}
     result["rounds"] = {k: [asdict(w) for w in ws] for k, ws in rec.rounds.items()}
     result["connections_per_worker"] = dict(rec.spreads)
