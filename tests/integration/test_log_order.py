@@ -60,3 +60,32 @@ def test_a_tailing_reader_misses_nothing_under_concurrent_writes() -> None:
         store.close()
     assert len(everything) == writers * per_writer * 2
     assert seen == everything
+
+
+def test_an_append_waits_until_an_earlier_one_commits() -> None:
+    """The deterministic half of that promise: an append holds the log's lock until it
+    commits, so a later one can neither take a position nor commit before it does."""
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url, pool_size=4))
+        recorder = store.recorder
+        first, second = Tick(), Tick()
+        first.tick(1)
+        second.tick(2)
+        held = [recorder.construct_pg_stored_event(s.originator_id, s.originator_version,
+                                                   s.topic, s.state)
+                for s in map(store.mapper.to_stored_event, first.collect_events())]
+        later = threading.Thread(target=store.save, args=(second,))
+        with recorder.datastore.get_connection() as conn, conn.transaction():
+            # The first append, as the store makes it, stopped before its commit.
+            ids = [r["notification_id"] for r in
+                   conn.execute(recorder.insert_locked, (held,)).fetchall()]
+            later.start()
+            later.join(timeout=0.5)
+            assert later.is_alive(), "the later append did not wait for the lock"
+            assert recorder.select_notifications(start=1, limit=10) == []
+        later.join(timeout=10)
+        assert not later.is_alive()
+        logged = recorder.select_notifications(start=1, limit=10)
+        store.close()
+    assert [n.originator_id for n in logged] == [first.id, first.id, second.id, second.id]
+    assert [n.id for n in logged][:2] == ids
