@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import JWT_SECRET, PASSWORD, User, unique_email
+from tests.conftest import JWT_SECRET, PASSWORD, User, register_student, unique_email
 
 ANY_ID = "00000000-0000-4000-8000-000000000001"
 
@@ -211,6 +211,25 @@ def test_bad_query_parameters_and_headers(client: httpx.Client, admin: User) -> 
     assert_envelope(r, 422, "VALIDATION_ERROR")
     r = client.get("/api/users/profile/", headers={**admin.headers, "X-Position": "abc"})
     assert_envelope(r, 422, "VALIDATION_ERROR")
+
+
+def test_bad_input_to_the_reads_that_join_models(client: httpx.Client, admin: User) -> None:
+    """The student quiz list, progress/me, statistics and attempts read several models in
+    one query; what they are asked still goes through validation first."""
+    student = register_student(client)
+    for params in ({"status": "bogus"}, {"page": 0}, {"page_size": 101}):
+        r = client.get("/api/quiz/quizzes/", headers=student.headers, params=params)
+        assert_envelope(r, 422, "VALIDATION_ERROR")
+    for path in ("/api/quiz/quizzes/", "/api/curriculum/progress/me/"):
+        r = client.get(path, headers={**student.headers, "X-Position": "abc"})
+        assert_envelope(r, 422, "VALIDATION_ERROR")
+    assert_envelope(client.get("/api/quiz/quizzes/not-a-uuid/statistics/",
+                               headers=admin.headers), 422, "VALIDATION_ERROR")
+    assert_envelope(client.get(f"/api/quiz/quizzes/{ANY_ID}/statistics/",
+                               headers=admin.headers), 404)
+    assert_envelope(client.get(f"/api/quiz/attempts/{ANY_ID}/", headers=student.headers), 404)
+    r = client.get("/api/curriculum/progress/me/", headers=admin.headers)
+    assert_envelope(r, 403, "NOT_A_STUDENT")
 
 
 def test_unknown_paths_and_methods_use_the_envelope(client: httpx.Client) -> None:
