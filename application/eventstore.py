@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.errors import Conflict, NotFound
+from domain.text import require_storable
 
 APPLICATION_NAME = "apranova"
 
@@ -103,6 +104,15 @@ class EventStore(Application[UUID]):
             rows: list[dict[str, Any]] = conn.execute(
                 sql.format(log=recorder.events_table_name), params).fetchall()
         return rows
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Refuse, before anything is recorded, an event holding text no reader could
+        store: whichever way a command came (HTTP, CLI, webhook, generator), the log
+        must never take in an event its read models cannot apply."""
+        for obj in objs:
+            for event in getattr(obj, "pending_events", None) or ([obj] if obj else []):
+                require_storable(vars(event), type(event).__qualname__)
+        return super().save(*objs, **kwargs)
 
     def commit(self, *aggregates: Aggregate | None) -> int:
         """Save atomically; return the log position of the last event (0 if none)."""

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from infrastructure.bootstrap import Container
 from interfaces.http.errors import install_error_handlers
-from interfaces.http.middleware import BodyLimit, Metrics
+from interfaces.http.middleware import BodyLimit, Metrics, TextGuard
 from interfaces.http.routers import (
     audit,
     auth,
@@ -71,6 +71,7 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         app.router.routes.extend(module.router.routes)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,
                        upload_bytes=container.settings.max_upload_bytes)
+    app.add_middleware(TextGuard)
     app.add_middleware(Metrics)
     return app
 

@@ -1,13 +1,17 @@
-"""ASGI middleware: request body limit and Prometheus request metrics."""
+"""ASGI middleware: storable query strings and paths, request body limit, Prometheus
+request metrics."""
 
 from __future__ import annotations
 
 import json
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain.text import problem
 
 REQUESTS = Counter("apranova_http_requests_total", "HTTP requests",
                    ["method", "route", "status"])
@@ -23,6 +27,36 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _unstorable(raw: bytes) -> str | None:
+    """Why a percent-encoded query string or path cannot be taken in, or None: it must
+    decode as UTF-8 (which has no surrogates) and hold no NUL."""
+    try:
+        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return "Not valid UTF-8 once percent-decoded"
+    return problem(text)
+
+
+class TextGuard:
+    """Refuse with 400 a query string or path holding text that cannot be stored.
+
+    The framework decodes them leniently (invalid UTF-8 becomes U+FFFD, NUL stays), and a
+    NUL reaching a database query fails it; one check here covers every parameter."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for part, raw in (("query string", scope.get("query_string", b"")),
+                              ("path", scope.get("raw_path")
+                               or scope["path"].encode("utf-8", "surrogatepass"))):
+                if raw and (reason := _unstorable(raw)):
+                    await _send_error(send, 400, "BAD_REQUEST", f"The {part}: {reason}")
+                    return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -6,18 +6,46 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from domain.accounts import MAX_NAME_LENGTH
+from domain.text import first_problem, line_problem
 
 
 class Body(BaseModel):
-    """Request bodies reject unknown fields instead of silently ignoring them."""
+    """Request bodies reject unknown fields instead of silently ignoring them, and any
+    text (in any field, nested lists and maps, keys included) that cannot be stored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Nested bodies check their own fields; this sees every other value once.
+        if not isinstance(value, BaseModel) and (found := first_problem(value)):
+            where, reason = found
+            raise ValueError(f"{reason} (at {where})" if where else reason)
+        return value
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+def _one_line(value: str) -> str:
+    if reason := line_problem(value):
+        raise ValueError(reason)
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
+                 AfterValidator(_one_line)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200),
+                  AfterValidator(_one_line)]
 # Bounded so hashing a huge input can't be used to burn CPU; the policy has its own rule.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=False)]
 Email = Annotated[EmailStr, Field(max_length=254)]

@@ -19,7 +19,7 @@ from interfaces.http.consistency import answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
-from interfaces.http.schemas import Body
+from interfaces.http.schemas import Body, Title
 from projections.base import ReadModel
 from projections.quizzes import public_questions
 
@@ -33,7 +33,7 @@ OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
 
 
 class GenerateIn(Body):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Title
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     generation_type: Literal["PROMPT", "WEB_SEARCH"] = "PROMPT"
     num_questions: int = Field(ge=1, le=MAX_QUESTIONS)
@@ -65,7 +65,7 @@ class SettingsIn(Body):
 
 
 class EditIn(Body):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    title: Title | None = None
     questions: list[QuestionIn] | None = Field(default=None, max_length=MAX_QUESTIONS + 10)
     settings: SettingsIn | None = None
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
