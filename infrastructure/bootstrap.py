@@ -63,6 +63,7 @@ from infrastructure.settings import Settings
 from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
+from projections import stalls
 from projections.base import POSITIONS_CHANNEL, ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.payments import PaymentsProjection, PaymentsView
@@ -241,6 +242,11 @@ class Container:
     # -- background components ---------------------------------------------------------------
 
     @property
+    def named_views(self) -> dict[str, Any]:
+        """Every read model by its name, in the order the projector feeds them."""
+        return {p.name: self.views[p] for p in PROJECTIONS}
+
+    @property
     def _runner_env(self) -> dict[str, str]:
         # Tables exist already (build() made them under a lock); runners only read and apply.
         # No standing connections: a runner holds what it uses, and idle ones are closed.
@@ -255,7 +261,8 @@ class Container:
         relay = messaging.relay_class(self.policies, self.actor)
         runner_env = self._runner_env
         self._background.append(Supervised("relay", _run_projection_runner(
-            lambda: ProjectionRunner(application_class=EventStore, projection_class=relay,
+            lambda: ProjectionRunner(application_class=messaging.RelayStore,
+                                     projection_class=relay,
                                      view_class=PostgresTrackingRecorder, env=runner_env))
         ).start())
 
@@ -433,6 +440,7 @@ def build(settings: Settings | None = None) -> Container:
             lock_conn.execute(messaging.SCHEMA)
             lock_conn.execute(webhooks.SCHEMA)
             lock_conn.execute(vault.SCHEMA)
+            lock_conn.execute(stalls.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
             curriculum = CurriculumCommands(store, files, settings.max_upload_bytes,
                                             settings.requires_payment())

@@ -153,9 +153,19 @@ def projections_run(data_dir: DataDir = None) -> None:
     _run_until_signal("start_projections", data_dir)
 
 
+def _model_names() -> str:
+    from infrastructure.bootstrap import PROJECTIONS
+
+    return ", ".join(p.name for p in PROJECTIONS)
+
+
 ProjectionName = Annotated[str | None, typer.Argument(
-    help="One read model (users, catalog, progress, submissions, quizzes, student_quizzes, "
-         "attempts); all when omitted.")]
+    help=f"One read model ({_model_names()}); all when omitted.")]
+
+
+def _cannot_reach_head(error: Exception) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(1)
 
 
 def _chosen(name: str | None) -> list[Any]:
@@ -178,8 +188,11 @@ def projections_rebuild(name: ProjectionName = None, data_dir: DataDir = None) -
     try:
         for projection in chosen:
             started = time.perf_counter()
-            count = rebuild(container.store, container.env, container.views[projection],
-                            projection)
+            try:
+                count = rebuild(container.store, container.env, container.views[projection],
+                                projection)
+            except RuntimeError as error:
+                raise _cannot_reach_head(error) from None
             elapsed = time.perf_counter() - started
             typer.echo(f"{projection.name}: replayed {count} events in {elapsed:.2f}s")
     finally:
@@ -190,7 +203,8 @@ def projections_rebuild(name: ProjectionName = None, data_dir: DataDir = None) -
 def projections_verify(name: ProjectionName = None, data_dir: DataDir = None) -> None:
     """Rebuild into shadow tables and report rows that differ from the live read models.
 
-    Exits with status 1 when any row differs.
+    Exits with status 1 when any row differs, or when a model cannot reach the head of
+    the log (it stopped at an event, or no projector is running).
     """
     from infrastructure.bootstrap import build
     from projections.rebuild import verify
@@ -200,8 +214,11 @@ def projections_verify(name: ProjectionName = None, data_dir: DataDir = None) ->
     different = False
     try:
         for projection in chosen:
-            differences = verify(container.store, container.env,
-                                 container.views[projection], projection)
+            try:
+                differences = verify(container.store, container.env,
+                                     container.views[projection], projection)
+            except RuntimeError as error:
+                raise _cannot_reach_head(error) from None
             if not differences:
                 typer.echo(f"{projection.name}: identical")
             for d in differences:
@@ -215,6 +232,35 @@ def projections_verify(name: ProjectionName = None, data_dir: DataDir = None) ->
     finally:
         container.close()
     if different:
+        raise typer.Exit(1)
+
+
+@projections_app.command("status")
+def projections_status(data_dir: DataDir = None) -> None:
+    """Each read model's position, the followed events it has yet to apply, and, for a
+    model stopped at an event, that event's position and type and the error.
+
+    Exits with status 1 when any model is stopped.
+    """
+    from infrastructure.bootstrap import build
+    from projections.stalls import statuses
+
+    container = build(_settings(data_dir))
+    try:
+        head = container.store.recorder.max_notification_id() or 0
+        with container.pool.connection() as conn:
+            found = statuses(conn, container.named_views)
+    finally:
+        container.close()
+    typer.echo(f"log head: {head}")
+    for status in found:
+        line = f"{status.model}: position {status.position}, {status.pending} to apply"
+        if status.stall:
+            stall = status.stall
+            line += (f"; STOPPED at position {stall.position} ({stall.topic}) after "
+                     f"{stall.attempts} attempt(s) since {stall.since}: {stall.error}")
+        typer.echo(line)
+    if any(s.stall for s in found):
         raise typer.Exit(1)
 
 

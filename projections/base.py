@@ -9,6 +9,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
@@ -17,6 +19,7 @@ from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
 from application.eventstore import APPLICATION_NAME
+from domain.text import storable
 from projections.pipelined import execute_pipelined
 
 EVENTS_TABLE = f"{APPLICATION_NAME}_events"
@@ -170,6 +173,16 @@ class ReadModel(PostgresTrackingRecorder):
             ).fetchone()
         return int(row["last"]) if row else 0
 
+    def pending(self) -> int:
+        """How many followed events the log holds past this model's position."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                f"SELECT count(*) AS n FROM {EVENTS_TABLE} WHERE notification_id > "
+                f"(SELECT COALESCE(MAX(notification_id), 0) FROM {self.tracking_table_name} "
+                "WHERE application_name = %s) AND topic = ANY(%s)",
+                (APPLICATION_NAME, list(self.topics))).fetchone()
+        return int(row["n"]) if row else 0
+
     def wait_for(self, position: int | None, timeout: float) -> None:
         """Return once the model includes `position`: on the projector's announcement when
         this process listens for them, asking the database now and then in case one was
@@ -229,6 +242,8 @@ class ReadModelProjection(Projection[Any]):
         raise NotImplementedError
 
     def statements(self, domain_event: Any) -> Iterable[Statement]:
+        if isinstance(domain_event, Undecodable):
+            raise domain_event.error
         table = self.__dict__.get("_handlers")
         if table is None:
             table = self.__dict__["_handlers"] = self.handlers()
@@ -239,19 +254,65 @@ class ReadModelProjection(Projection[Any]):
         self.view.apply(tracking, self.statements(domain_event))
 
 
+class Undecodable(NamedTuple):
+    """A logged event that could not be turned back into a domain event: every model
+    that follows its topic stops at it, as at an event it cannot apply."""
+
+    error: Exception
+
+
+# What PostgreSQL or the driver raise for text they cannot hold (NUL, lone surrogates);
+# the library's datastore re-raises the driver's as its own.
+UNSTORABLE_ERRORS = (psycopg.DataError, persistence.DataError, UnicodeEncodeError)
+
+
+def _storable_param(value: Any) -> Any:
+    if isinstance(value, Jsonb):
+        return Jsonb(storable(value.obj))
+    if isinstance(value, dict):
+        return {k: _storable_param(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_storable_param(v) for v in value)
+    return storable(value)
+
+
+def storable_statements(statements: Iterable[Statement]) -> list[Statement]:
+    """The statements with unstorable characters in their parameters replaced by U+FFFD."""
+    return [(sql, _storable_param(params)) for sql, params in statements]
+
+
 class Batch(NamedTuple):
     """One model's share of a run of events: applied in one transaction."""
 
     projection: ReadModelProjection
     position: int
-    statements: list[Statement]
-    events: int
+    events: list[tuple[int, Any]]
 
     def apply(self) -> None:
+        """Apply the events and record the position; an event holding text recorded
+        before the boundary refused it is stored with U+FFFD in its place, the same on
+        every replay, so a rebuild or verify agrees with the live model."""
+        statements = [s for _, e in self.events for s in self.projection.statements(e)]
+        try:
+            self._apply(statements)
+        except UNSTORABLE_ERRORS:
+            self._apply(storable_statements(statements))
+
+    def _apply(self, statements: list[Statement]) -> None:
         view = self.projection.view
         tracking = Tracking(APPLICATION_NAME, self.position)
         # A lone event's few statements gain nothing from a pipeline's prepare and close.
-        (view.apply if self.events == 1 else view.apply_batch)(tracking, self.statements)
+        (view.apply if len(self.events) == 1 else view.apply_batch)(tracking, statements)
+
+    def apply_each(self) -> tuple[int, Any, Exception] | None:
+        """Apply the events one by one, to find the one that fails: what was applied
+        before it stays; returns (position, event, error) of the failing one, if any."""
+        for position, event in self.events:
+            try:
+                Batch(self.projection, position, [(position, event)]).apply()
+            except Exception as error:
+                return position, event, error
+        return None
 
 
 def batches(projections: Sequence[ReadModelProjection], positions: dict[Any, int],
@@ -263,7 +324,6 @@ def batches(projections: Sequence[ReadModelProjection], positions: dict[Any, int
         followed, at = projection.followed, positions[projection]
         mine = [(i, e) for i, topic, e in events if topic in followed and i > at]
         if mine:
-            position = positions[projection] = mine[-1][0]
-            out.append(Batch(projection, position,
-                             [s for _, e in mine for s in projection.statements(e)], len(mine)))
+            positions[projection] = mine[-1][0]
+            out.append(Batch(projection, mine[-1][0], mine))
     return out

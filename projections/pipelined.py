@@ -61,6 +61,8 @@ def execute_pipelined(conn: Connection[Any],
         for result in group:
             if result.status == pq.ExecStatus.FATAL_ERROR and error is None:
                 error = errors.error_from_result(result, encoding=conn.info.encoding)
+    if error is None and batch.refused is not None:
+        raise batch.refused  # the closes ran: nothing failed on the server
     # One result per prepare, statement and close, plus the sync: anything else means
     # results went missing, and the transaction must not be committed as if all ran.
     if error is None and (len(results) != batch.count + 2 * len(batch.names) + 1 or any(
@@ -86,12 +88,19 @@ class _Batch:
         self.statements = statements
         self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self.count = 0
+        self.refused: Exception | None = None
         self.commands: deque[Callable[[], None]] = deque([self.send_chunk])
 
     def send_chunk(self) -> None:
         pgconn, transformer, names = self.pgconn, self.transformer, self.names
         for sql, params in islice(self.statements, CHUNK):
-            values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
+            try:
+                values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
+            except Exception as error:
+                # A value the client cannot send (text holding NUL): end the pipeline
+                # cleanly with what is queued, and raise it once the results are in.
+                self.refused = error
+                break
             key = (sql, tuple(transformer.types or ()))
             name = names.get(key)
             if name is None:

@@ -7,6 +7,7 @@ the shadow tables in under a lock; verify compares them with the live ones.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,10 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 
 from application.eventstore import APPLICATION_NAME, EventStore
+from projections import stalls
 from projections.base import Batch, ReadModel, ReadModelProjection, batches
 
 BATCH = 5000
@@ -95,7 +97,7 @@ def replay_many(store: EventStore, projections: list[ReadModelProjection],
                                                          stop=until, topics=topics):
             events = [(n.id, n.topic, store.mapper.to_domain_event(n)) for n in run]
             work = batches(projections, positions, events)
-            count += sum(b.events for b in work)
+            count += sum(len(b.events) for b in work)
             yield work
             start = run[-1].id + 1
 
@@ -114,12 +116,37 @@ def replay_many(store: EventStore, projections: list[ReadModelProjection],
     return count
 
 
+class CannotReachHead(RuntimeError):
+    """The model could not be brought to the head of the log (the CLI exits non-zero)."""
+
+
+def _stall_of(live: ReadModel, projection: type[ReadModelProjection]) -> stalls.Stall | None:
+    with live.datastore.get_connection() as conn:
+        return next((s for s in stalls.current(conn) if s.model == projection.name), None)
+
+
+def _replay_or_explain(store: EventStore, projection: ReadModelProjection,
+                       until: int | None) -> int:
+    try:
+        return replay(store, projection, until)
+    except Exception as error:
+        at = projection.view.position()
+        raise CannotReachHead(f"{projection.name}: the replay stopped after position {at}: "
+                              f"{type(error).__name__}: {error}") from error
+
+
 def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
             projection: type[ReadModelProjection]) -> int:
-    """Replace the live model with a fresh replay of the log; return the events replayed."""
+    """Replace the live model with a fresh replay of the log; return the events replayed.
+
+    A model stalled at an event (see stalls.py) is rebuilt to the head of the log and its
+    position moved there, so a rebuild gets it past the event once readers can apply it;
+    a running model is rebuilt to its own position, which its runner carries on from."""
     with shadow(env, projection) as fresh:
         shadow_projection = projection(view=fresh)
-        count = replay(store, shadow_projection, live.position())
+        stalled = _stall_of(live, projection) is not None
+        head = store.recorder.max_notification_id() or 0
+        count = _replay_or_explain(store, shadow_projection, head if stalled else live.position())
         finish(fresh, projection.view_class.tables)
         schema = fresh.datastore.schema
         with live.datastore.transaction(commit=True) as curs:
@@ -131,10 +158,14 @@ def rebuild(store: EventStore, env: dict[str, str], live: ReadModel,
                          " WHERE application_name = %s", (APPLICATION_NAME,))
             row = curs.fetchone()
             at = int(row["at"]) if row and row["at"] is not None else 0
-            count += replay(store, shadow_projection, at)
+            target = max(at, head) if stalled else at
+            count += _replay_or_explain(store, shadow_projection, target)
             for table in projection.view_class.tables:
                 curs.execute(f"DROP TABLE public.{table}")
                 curs.execute(f'ALTER TABLE "{schema}".{table} SET SCHEMA public')
+            if target > at:
+                live._insert_tracking(curs, Tracking(APPLICATION_NAME, target))
+            stalls.clear(curs, projection.name)
         return count
 
 
@@ -146,12 +177,27 @@ class Difference:
 
 
 def verify(store: EventStore, env: dict[str, str], live: ReadModel,
-           projection: type[ReadModelProjection]) -> list[Difference]:
-    """Rebuild into a shadow and report every row that differs from the live model."""
+           projection: type[ReadModelProjection], wait_seconds: float = 10.0
+           ) -> list[Difference]:
+    """Rebuild into a shadow and report every row that differs from the live model.
+
+    Raises CannotReachHead when the replay fails, or when the live model has not applied
+    every event it follows up to the head of the log (as verify started) within
+    `wait_seconds`: rows that agree say nothing of a model that stopped."""
+    head = store.recorder.max_notification_id() or 0
+    deadline = time.monotonic() + wait_seconds
+    while not live.has_reached(head):
+        stall = _stall_of(live, projection)
+        if stall or time.monotonic() > deadline:
+            why = (f"stopped at position {stall.position} ({stall.topic}): {stall.error}"
+                   if stall else "it is not keeping up (is a projector running?)")
+            raise CannotReachHead(f"{projection.name}: the live model is at position "
+                                  f"{live.position()}, the log's head at {head}; {why}")
+        time.sleep(0.1)
     with shadow(env, projection) as fresh:
         shadow_projection = projection(view=fresh)
         covered = live.position()
-        replay(store, shadow_projection, covered)
+        _replay_or_explain(store, shadow_projection, covered)
         finish(fresh, projection.view_class.tables)
         schema = fresh.datastore.schema
         for _ in range(MAX_VERIFY_ROUNDS):
@@ -164,7 +210,7 @@ def verify(store: EventStore, env: dict[str, str], live: ReadModel,
                 if at <= covered:
                     return [d for d in (_compare(conn, schema, t)
                                         for t in projection.view_class.tables) if d]
-            replay(store, shadow_projection, at)
+            _replay_or_explain(store, shadow_projection, at)
             covered = at
         raise RuntimeError("the live model kept moving; try again when it is quieter")
 

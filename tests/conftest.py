@@ -174,6 +174,14 @@ def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any
     return Settings(**values)
 
 
+def settings_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point the command line (which reads APRANOVA_* variables) at these settings."""
+    for key, value in settings.model_dump().items():
+        if value is not None and not isinstance(value, dict):
+            raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            monkeypatch.setenv(f"APRANOVA_{key.upper()}", str(raw))
+
+
 @dataclass
 class Server:
     container: Container

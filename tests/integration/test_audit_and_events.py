@@ -26,6 +26,7 @@ from tests.conftest import (
     new_database,
     register_student,
     running_server,
+    settings_env,
     unique_email,
 )
 from tests.integration.test_quizzes_api import correct_ids, generate, publish, wrong_ids
@@ -275,11 +276,7 @@ def test_rebuild_and_verify_after_a_mixed_workload(
             for view in s.container.views.values():
                 view.wait_for(head, 10)
 
-            for key, value in settings.model_dump().items():
-                if value is not None and not isinstance(value, dict):
-                    raw = value.get_secret_value() if hasattr(value, "get_secret_value") \
-                        else value
-                    monkeypatch.setenv(f"APRANOVA_{key.upper()}", str(raw))
+            settings_env(monkeypatch, settings)
             runner = CliRunner()
             result = runner.invoke(cli, ["projections", "verify"])
             assert result.exit_code == 0, result.output

@@ -13,7 +13,8 @@ def test_livez_and_readyz(client: httpx.Client) -> None:
     assert client.get("/livez").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert r.json()["checks"] == {"postgres": "ok", "redis": "ok", "read_models": "ok"}
+    assert r.json()["status"] == "ok" and r.json()["stalled"] == []
 
 
 def test_readyz_reports_an_unreachable_redis(
