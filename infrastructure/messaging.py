@@ -14,21 +14,23 @@ from typing import Any, ClassVar
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import Mapper, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 from psycopg_pool import ConnectionPool
 from redis import Redis
 
-from application.eventstore import EventStore
+from application.eventstore import APPLICATION_NAME, EventStore
 from application.processes import Policy
+from domain.text import storable
 
 log = logging.getLogger("apranova.processes")
 
 QUEUE = "process-managers"
 ACTOR_NAME = "run_policy"
 MAX_RETRIES = 5
+MAX_ERROR = 2000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pm_processed (
@@ -57,21 +59,24 @@ class PolicyRunner:
         self.policies = {p.name: p for p in policies}
 
     def run(self, policy_name: str, notification_id: int, final_attempt: bool) -> None:
-        policy = self.policies[policy_name]
-        notifications = self.store.recorder.select_notifications(start=notification_id, limit=1)
-        if not notifications or notifications[0].id != notification_id:
-            raise LookupError(f"No event at position {notification_id}")
         if self._done(policy_name, notification_id):
             return
-        event = self.store.mapper.to_domain_event(notifications[0])
         try:
+            policy = self.policies[policy_name]
+            notifications = self.store.recorder.select_notifications(
+                start=notification_id, limit=1)
+            if not notifications or notifications[0].id != notification_id:
+                raise LookupError(f"No event at position {notification_id}")
+            event = self.store.mapper.to_domain_event(notifications[0])
             policy.handle(event)
         except Exception as error:
             if not final_attempt:
                 raise
-            # Out of retries: say so durably instead of failing silently.
+            # Out of retries: say so durably instead of failing silently; the messages
+            # behind this one are not held up by it.
             log.exception("policy %s failed for event %s", policy_name, notification_id)
-            self._record(policy_name, notification_id, "failed", repr(error))
+            self._record(policy_name, notification_id, "failed",
+                         storable(f"{type(error).__name__}: {error}")[:MAX_ERROR])
             return
         self._record(policy_name, notification_id, "done", None)
 
@@ -109,25 +114,45 @@ def declare_actor(
     return declare(run_policy)
 
 
+class Logged(str):
+    """What the relay needs of a logged event: its topic, never its decoded body, so
+    an event no policy could decode is still routed (and its failure recorded there)."""
+
+
+class TopicMapper(Mapper[Any]):
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return Logged(stored_event.topic)
+
+
+class RelayStore(EventStore):
+    """The log as the relay reads it: topics only."""
+
+    name = APPLICATION_NAME
+
+    def construct_mapper(self) -> Mapper[Any]:
+        return TopicMapper(transcoder=self.construct_transcoder())
+
+
 class Relay(Projection[PostgresTrackingRecorder]):
     """Follows the log and enqueues a message per interested policy, then tracks the event."""
 
     name = "relay"
-    routes: ClassVar[dict[type, tuple[str, ...]]] = {}
+    routes: ClassVar[dict[str, tuple[str, ...]]] = {}
     send: ClassVar[Callable[[str, int], None]]
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        for policy_name in self.routes.get(type(domain_event), ()):
+        for policy_name in self.routes.get(str(domain_event), ()):
             type(self).send(policy_name, tracking.notification_id)
         self.view.insert_tracking(tracking)
 
 
 def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None]) -> type[Relay]:
     """A Relay bound to these policies (the runner builds projections from a class)."""
-    routes: dict[type, tuple[str, ...]] = {}
+    routes: dict[str, tuple[str, ...]] = {}
     for policy in policies:
         for event_class in policy.events:
-            routes[event_class] = (*routes.get(event_class, ()), policy.name)
+            topic = get_topic(event_class)
+            routes[topic] = (*routes.get(topic, ()), policy.name)
 
     def send(policy_name: str, notification_id: int) -> None:
         actor.send(policy_name, notification_id)
@@ -136,7 +161,7 @@ def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None]) ->
         "name": "relay",
         "routes": routes,
         "send": staticmethod(send),
-        "topics": tuple(get_topic(cls) for cls in routes),
+        "topics": tuple(routes),
     })
 
 
@@ -145,3 +170,23 @@ def start_worker(broker: RedisBroker, threads: int, prefetch: int) -> dramatiq.W
     worker.queue_prefetch = prefetch
     worker.start()
     return worker
+
+
+def failures(pool: ConnectionPool, limit: int = 100) -> list[dict[str, Any]]:
+    """The (policy, event) pairs given up on, newest first, with the reason."""
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT p.policy, p.notification_id AS position, e.topic, p.error, "
+            "p.processed_at FROM pm_processed p LEFT JOIN apranova_events e "
+            "ON e.notification_id = p.notification_id WHERE p.status = 'failed' "
+            "ORDER BY p.processed_at DESC LIMIT %s", (limit,)).fetchall()
+    return [dict(r) if isinstance(r, dict) else dict(zip(
+        ("policy", "position", "topic", "error", "processed_at"), r, strict=True))
+        for r in rows]
+
+
+def failure_count(pool: ConnectionPool) -> int:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT count(*) AS n FROM pm_processed "
+                           "WHERE status = 'failed'").fetchone()
+    return int(row["n"] if isinstance(row, dict) else row[0]) if row else 0

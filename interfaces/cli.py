@@ -147,6 +147,29 @@ def relay(data_dir: DataDir = None) -> None:
     _run_until_signal("start_relay", data_dir)
 
 
+@app.command("failed-policies")
+def failed_policies(data_dir: DataDir = None,
+                    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100) -> None:
+    """Process-manager work given up on after its retries: policy, event and reason.
+
+    Exits with status 1 when there is any.
+    """
+    from infrastructure.bootstrap import build
+    from infrastructure.messaging import failures
+
+    container = build(_settings(data_dir))
+    try:
+        found = failures(container.pool, limit)
+    finally:
+        container.close()
+    for f in found:
+        typer.echo(f"{f['processed_at']} {f['policy']} at position {f['position']} "
+                   f"({f['topic']}): {f['error']}")
+    typer.echo(f"{len(found)} failed")
+    if found:
+        raise typer.Exit(1)
+
+
 @projections_app.command("run")
 def projections_run(data_dir: DataDir = None) -> None:
     """Keep every read model up to date with the event log."""

@@ -8,11 +8,13 @@ from uuid import UUID
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from application.processes import Policy
 from domain.accounts import Account
-from infrastructure.messaging import PolicyRunner
-from tests.conftest import PASSWORD, Mailbox, Server, unique_email
+from infrastructure.messaging import PolicyRunner, failure_count, failures
+from interfaces.cli import app as cli
+from tests.conftest import PASSWORD, Mailbox, Server, settings_env, unique_email
 
 
 def _register(client: httpx.Client, email: str, track: str = "FSD") -> UUID:
@@ -109,3 +111,43 @@ def test_relay_resumes_from_its_position_after_a_restart(
     container.start_relay()
     mailbox.wait_for(email, "Welcome to ApraNova")
     mailbox.wait_for(email, "Confirm your email")
+
+
+def test_an_event_a_policy_cannot_even_read_is_recorded_and_does_not_hold_up_the_rest(
+    server: Server, monkeypatch: pytest.MonkeyPatch, client: httpx.Client,
+) -> None:
+    container = server.container
+    handled: list[object] = []
+    account_id = container.accounts.register_student(
+        unique_email(), "F", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
+    ).account_id
+    bad = _position_of_registration(server, account_id)
+    good_id = container.accounts.register_student(
+        unique_email(), "G", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
+    ).account_id
+    good = _position_of_registration(server, good_id)
+    runner = PolicyRunner(container.store, container.pool,
+                          [Policy("reader_policy", (Account.Registered,), handled.append)])
+    decode = container.store.mapper.to_domain_event
+
+    def undecodable(stored: object) -> object:
+        if getattr(stored, "id", None) == bad:
+            raise ValueError("cannot decode \x00 this")
+        return decode(stored)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(container.store.mapper, "to_domain_event", undecodable)
+    with pytest.raises(ValueError):
+        runner.run("reader_policy", bad, final_attempt=False)
+    runner.run("reader_policy", bad, final_attempt=True)
+    runner.run("reader_policy", good, final_attempt=False)
+    assert [e.originator_id for e in handled] == [good_id]  # type: ignore[attr-defined]
+    failed = [f for f in failures(container.pool) if f["policy"] == "reader_policy"]
+    assert [(f["position"], f["error"]) for f in failed] == [
+        (bad, "ValueError: cannot decode \ufffd this")]
+    assert failed[0]["topic"].endswith("Account.Registered")
+    assert failure_count(container.pool) >= 1
+    assert "apranova_policy_failures" in client.get("/metrics").text
+    settings_env(monkeypatch, container.settings)
+    listed = CliRunner().invoke(cli, ["failed-policies"])
+    assert listed.exit_code == 1
+    assert f"reader_policy at position {bad}" in listed.output

@@ -8,6 +8,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
+from infrastructure import messaging
 from interfaces.http.dependencies import ContainerDep
 from interfaces.http.routing import Router
 from projections import stalls
@@ -21,6 +22,9 @@ MODEL_PENDING = Gauge("apranova_read_model_pending_events",
 MODEL_STALLED = Gauge("apranova_read_model_stalled",
                       "1 while the read model is stopped at an event it cannot apply",
                       ["model"])
+
+POLICY_FAILURES = Gauge("apranova_policy_failures",
+                        "Process-manager (policy, event) pairs given up on after retries")
 
 
 @router.get("/livez")
@@ -67,6 +71,7 @@ def metrics(c: ContainerDep) -> Response:
                 MODEL_POSITION.labels(status.model).set(status.position)
                 MODEL_PENDING.labels(status.model).set(status.pending)
                 MODEL_STALLED.labels(status.model).set(1 if status.stall else 0)
+        POLICY_FAILURES.set(messaging.failure_count(c.pool))
     except Exception:  # the process's own metrics still answer while the database is away
         pass
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
