@@ -24,6 +24,7 @@ from domain.quizzes import (
     overdue,
 )
 from domain.roles import Role, is_staff
+from domain.text import storable
 
 GENERATION_TYPES = ("PROMPT", "WEB_SEARCH")
 AUTHORS = (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN)
@@ -87,15 +88,19 @@ class QuizCommands:
                             failure: str | None, provenance: dict[str, Any]) -> int:
         def command() -> int:
             quiz = self.store.load(Quiz, quiz_id, "Quiz")
+            # What a generator says of itself (reasons, provenance) can hold anything;
+            # its questions are checked as a quiz's questions are.
             if result is not None:
                 try:
-                    quiz.record_generated(with_ids(result.questions), result.provenance)
+                    quiz.record_generated(with_ids(result.questions),
+                                          storable(result.provenance))
                 except Invalid as error:
                     problems = "; ".join(error.details.get("problems", [])) or error.message
                     quiz.record_failure(f"generated questions were invalid: {problems}",
-                                        result.provenance)
+                                        storable(result.provenance))
             else:
-                quiz.record_failure(failure or "generation failed", provenance)
+                quiz.record_failure(storable(failure or "generation failed"),
+                                    storable(provenance))
             return self.store.commit(quiz)
 
         return retry_on_conflict(command)

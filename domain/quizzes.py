@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import Conflict, Invalid
 from domain.grading import MULTIPLE, SINGLE, Grade, GradingMethod, Key, grade_attempt
 from domain.ids import derived_id
+from domain.text import first_problem
 
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 MIN_OPTIONS, MAX_OPTIONS = 2, 6
@@ -111,6 +112,9 @@ def question_problems(questions: list[dict[str, Any]], expected: int | None) -> 
         if kind == MULTIPLE and not 2 <= correct < len(options):
             problems.append(f"question {n} is MULTIPLE and needs at least two correct options "
                             "and one incorrect")
+        if found := first_problem(q):
+            problems.append(f"question {n} holds text that cannot be stored "
+                            f"({found[0]}: {found[1]})")
         normal = _normal(text)
         for other in seen:
             if SequenceMatcher(None, normal, other).ratio() >= NEAR_DUPLICATE:

@@ -120,9 +120,12 @@ class GeminiGenerator:
         try:
             parsed = QuizOut.model_validate_json(_json_text(text))
         except ValidationError as error:
-            kind = ("the JSON is incomplete (cut off)" if "EOF" in str(error)
-                    or "json_invalid" in str(error) else "the JSON does not match the schema")
-            return [kind]
+            if "EOF" in str(error):
+                return ["the JSON is incomplete (cut off)"]
+            first = error.errors()[0]
+            if first["type"] == "json_invalid":  # a lone surrogate's escape lands here too
+                return [f"the JSON is not valid: {first['msg']}"]
+            return ["the JSON does not match the schema"]
         return question_problems(
             [q.model_dump() for q in parsed.questions], expected)
 

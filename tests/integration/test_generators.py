@@ -91,6 +91,25 @@ def test_gemini_invalid_output_is_corrected_with_a_follow_up_prompt() -> None:
         assert "expected 3 questions, got 2" in follow_up[-1]["parts"][0]["text"]
 
 
+def test_gemini_output_holding_unstorable_text_is_asked_again_then_refused() -> None:
+    poisoned = quiz_json(2).replace("Clause A for 0", "Clause \\u0000A")
+    surrogate = quiz_json(2).replace("Which SQL clause", "Which \\ud800 SQL clause", 1)
+    with fake_gemini() as fake:
+        fake.script = [(200, candidate(poisoned)), (200, candidate(surrogate)),
+                       (200, candidate(quiz_json(2)))]
+        result = gemini(fake.url).generate(request(2))
+        assert result.provenance["attempts"] == 3
+        feedback = [r["contents"][-1]["parts"][0]["text"] for r in fake.requests[1:]]
+        assert "question 1 holds text that cannot be stored (options[0].text: Text " \
+            "must not contain the NUL character (U+0000))" in feedback[0]
+        assert "the JSON is not valid" in feedback[1]
+    with fake_gemini() as fake:
+        fake.script = [(200, candidate(poisoned))]
+        with pytest.raises(GenerationError) as error:
+            gemini(fake.url).generate(request(2))
+        assert "cannot be stored" in error.value.reason and len(fake.requests) == 3
+
+
 def test_gemini_truncated_output_fails_after_bounded_retries() -> None:
     with fake_gemini() as fake:
         fake.script = [(200, candidate(quiz_json(3)[:-40], finish="MAX_TOKENS"))]
