@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from interfaces.http.schemas import AcceptedOut
 from projections.base import ProjectionLagging, ReadModel
 
 
@@ -21,7 +22,9 @@ def answer_after(view: ReadModel, position: int, read: Callable[[], BaseModel],
     try:
         view.wait_for(position, wait_seconds)
     except ProjectionLagging:
-        return JSONResponse({"detail": "Accepted; the read model is catching up",
-                             "position": position}, status_code=202, headers=headers)
+        accepted = AcceptedOut(detail="Accepted; the read model is catching up",
+                               position=position)
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
+                            headers=headers)
     return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
                         headers=headers)

@@ -81,8 +81,9 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 async def read_position(
-    x_position: Annotated[int | None, Header(ge=0, description=(
-        "Wait until the read model includes this log position (from a command's X-Position)"
-    ))] = None,
+    x_position: Annotated[str | None, Header(
+        pattern=r"^[0-9]{1,18}$", examples=["42"], description=(
+            "Wait until the read model includes this log position (a non-negative "
+            "integer, from a command's X-Position)"))] = None,
 ) -> int | None:
-    return x_position
+    return int(x_position) if x_position is not None else None

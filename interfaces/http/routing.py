@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 
 def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,6 +36,64 @@ def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request (JSON, query string, path or header)",
+    401: "Not authenticated, or the token is invalid, expired or revoked",
+    402: "The track is not paid for",
+    403: "Not allowed for your role or for this object",
+    404: "No such object, or not one you may see",
+    405: "Method not allowed on this path",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Invalid input",
+    429: "Too many attempts; see Retry-After",
+    503: "A backing service is unavailable or the read model is lagging; see Retry-After",
+}
+# Paths whose student actions need the track paid for (PaymentRequired).
+PAID_PREFIXES = ("/api/curriculum/", "/api/users/workspace/", "/api/quiz/quizzes/")
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def error_statuses(route: APIRoute) -> set[int]:
+    """The error statuses an operation can answer, from what it depends on."""
+    from interfaces.http.dependencies import principal
+
+    statuses = {400, 404, 422, 503}
+    writes = bool((route.methods or set()) - {"GET", "HEAD"})
+    if _depends_on(route.dependant, principal):
+        statuses |= {401, 403}
+    if writes:
+        statuses |= {409, 413}
+        if route.path.startswith(PAID_PREFIXES):
+            statuses.add(402)
+    if route.path.startswith("/api/auth/"):
+        statuses.add(429)
+    return statuses
+
+
 class Router(APIRouter):
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().add_api_route(path, one_trip(endpoint), **kwargs)
+        endpoint = one_trip(endpoint)
+        super().add_api_route(path, endpoint, **kwargs)
+        route = self.routes[-1]
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            # Every error is the envelope, 422 too (instead of the framework's own shape).
+            # The statuses follow from the route's dependencies, so it is made again with
+            # them: the framework builds response schemas when it makes a route.
+            from interfaces.http.schemas import AcceptedOut, ErrorOut
+
+            self.routes.pop()
+            documented: dict[int | str, dict[str, Any]] = {
+                code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]}
+                for code in sorted(error_statuses(route))}
+            if (route.methods or set()) - {"GET", "HEAD"} and route.status_code != 202 and (
+                    not route.path.endswith("/webhook/")) and (
+                    route.response_model is not None):
+                # A command answers with what it changed, or 202 if the read model lags.
+                documented[202] = {"model": AcceptedOut,
+                                   "description": "Stored; the read model is catching up"}
+            kwargs["responses"] = {**documented, **(kwargs.get("responses") or {})}
+            super().add_api_route(path, endpoint, **kwargs)

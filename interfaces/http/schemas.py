@@ -56,6 +56,35 @@ class Detail(BaseModel):
     detail: str
 
 
+class AcceptedOut(BaseModel):
+    """A command is stored, but the read model has not caught up within the wait: read
+    at `position` (send it as X-Position)."""
+
+    detail: str
+    position: int
+
+
+class ReceivedOut(BaseModel):
+    """A webhook delivery is stored (or was already)."""
+
+    received: bool
+    duplicate: bool = False
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable, e.g. VALIDATION_ERROR")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict,
+                                    description="Per field (or other) explanations")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer, whatever its status."""
+
+    status: str = Field("error", pattern="^error$")
+    error: ErrorBody
+
+
 class UserOut(BaseModel):
     id: UUID
     email: str

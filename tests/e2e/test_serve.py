@@ -88,7 +88,8 @@ def test_serve_prints_its_url_and_documents_the_api(served: tuple[str, Path]) ->
     url, data_dir = served
     assert f"serving at {url}" in (data_dir / "serve.log").read_text()
     assert httpx.get(f"{url}/docs").status_code == 200
-    assert httpx.get(f"{url}/readyz").json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert httpx.get(f"{url}/readyz").json()["checks"] == {
+        "postgres": "ok", "redis": "ok", "read_models": "ok"}
 
 
 def test_register_login_refresh_logout_over_http(served: tuple[str, Path]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import Mailbox, free_port, make_settings, running_server
+from tests.conftest import Mailbox, free_port, make_settings, register_student, running_server
 
 
 def test_livez_and_readyz(client: httpx.Client) -> None:
@@ -48,3 +49,39 @@ def test_openapi_documents_the_api(client: httpx.Client) -> None:
                  "/api/auth/logout/", "/api/users/profile/", "/api/users/assign-trainer/"):
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_every_operation_documents_its_errors_with_the_envelope(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    envelope = "#/components/schemas/ErrorOut"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for code in ("400", "404", "422", "503"):
+                schema = responses[code]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": envelope}, (method, path, code)
+            if any("HTTPBearer" in s for s in operation.get("security", [])):
+                assert {"401", "403"} <= set(responses), (method, path)
+    assert "429" in spec["paths"]["/api/auth/login/"]["post"]["responses"]
+    assert "202" in spec["paths"]["/api/users/profile/"]["put"]["responses"]
+
+
+@pytest.mark.parametrize("value", ["+0.0", "null", "-1", "1e3", "1.0", "0x10", "9" * 40])
+def test_x_position_is_a_non_negative_integer_or_a_clear_422(
+    client: httpx.Client, value: str,
+) -> None:
+    student = register_student(client)
+    r = client.get("/api/users/profile/", headers={**student.headers, "X-Position": value})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert "header.x-position" in r.json()["error"]["details"]
+    ok = client.get("/api/users/profile/", headers={**student.headers, "X-Position": "0"})
+    assert ok.status_code == 200
+
+
+def test_webhook_paths_answer_405_to_other_methods(client: httpx.Client) -> None:
+    for path in ("/api/payments/webhook/", "/api/github/webhook/"):
+        r = client.get(path)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+        assert "POST" in r.headers["allow"]

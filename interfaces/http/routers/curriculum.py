@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Depends, File, Path, Query, Request, Response, UploadFile, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from domain.errors import Forbidden, NotFound
+from domain.errors import Forbidden, Invalid, NotFound
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
@@ -254,11 +254,8 @@ def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Respo
         position = c.curriculum.start_project(p.actor, body.project_id)
     else:
         if body.step is None:
-            return JSONResponse(
-                {"status": "error", "error": {"code": "VALIDATION_ERROR",
-                                              "message": "Invalid input data",
-                                              "details": {"step": ["Field required"]}}},
-                status_code=422)
+            raise Invalid("Invalid input data", code="VALIDATION_ERROR",
+                          step=["Field required"])
         position = c.curriculum.set_step(p.actor, body.project_id, body.step,
                                          body.action == "complete_step")
     return _after(c, c.progress, position, lambda: _my_progress(c, p))

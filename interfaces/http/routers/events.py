@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from domain.roles import Role
 from interfaces.analytics import asyncapi_document
@@ -27,7 +28,15 @@ TAIL_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 
 
-@router.get("/", responses={200: {"content": {"text/event-stream": {}}}})
+class EventsPageOut(BaseModel):
+    results: list[dict[str, Any]] = Field(description="CloudEvents 1.0, oldest first")
+    after: int
+    last: int = Field(description="Position of the last event here; read after it next")
+    next: str | None
+
+
+@router.get("/", response_model=EventsPageOut,
+            responses={200: {"content": {"text/event-stream": {}}}})
 async def events(
     request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100,
     types: Annotated[str | None, Query(max_length=2000, description=(
@@ -47,8 +56,7 @@ async def events(
                                  headers={"Cache-Control": "no-cache"})
     page, last = await run_in_threadpool(c.stream.page, after, limit, wanted)
     following = str(request.url.include_query_params(after=last)) if page else None
-    return JSONResponse({"results": page, "after": after, "last": last, "next": following},
-                        media_type="application/json")
+    return EventsPageOut(results=page, after=after, last=last, next=following)
 
 
 async def _tail(request: Request, c: Any, after: int, wanted: set[str] | None,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import Header, Query, Request
+from fastapi import Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infrastructure.github import github_signature_valid
 from interfaces.http.dependencies import ContainerDep, PrincipalDep
 from interfaces.http.errors import error_response
 from interfaces.http.routing import Router
+from interfaces.http.schemas import ErrorOut, ReceivedOut
 
 router = Router(tags=["github"])
 
@@ -33,19 +33,22 @@ def connect(p: PrincipalDep, c: ContainerDep) -> ConnectOut:
 
 
 @router.get("/api/users/github/callback/", response_model=LinkedOut)
-def callback(c: ContainerDep, code: Annotated[str, Query(min_length=1, max_length=200)],
-             state: Annotated[str, Query(min_length=1, max_length=2000)]) -> JSONResponse:
+def callback(c: ContainerDep, response: Response,
+             code: Annotated[str, Query(min_length=1, max_length=200)],
+             state: Annotated[str, Query(min_length=1, max_length=2000)]) -> LinkedOut:
     login, position = c.github.complete_link(state, code)
-    return JSONResponse({"github_username": login}, headers={"X-Position": str(position)})
+    response.headers["X-Position"] = str(position)
+    return LinkedOut(github_username=login)
 
 
-@router.post("/api/github/webhook/")
+@router.post("/api/github/webhook/", response_model=ReceivedOut,
+             responses={401: {"model": ErrorOut, "description": "Bad signature"}})
 async def webhook(
     request: Request, c: ContainerDep,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
     x_github_event: Annotated[str | None, Header(max_length=100)] = None,
     x_github_delivery: Annotated[str | None, Header(max_length=200)] = None,
-) -> JSONResponse:
+) -> ReceivedOut | Response:
     """Pull-request events: signature checked on the raw body, deliveries deduplicated."""
     secret = c.settings.github_webhook_secret
     if secret is None:
@@ -61,9 +64,9 @@ async def webhook(
     except (ValueError, AttributeError):
         return error_response(400, "MALFORMED_WEBHOOK", "The body is not a JSON object")
     if await run_in_threadpool(c.webhooks.handled, "github", x_github_delivery):
-        return JSONResponse({"received": True, "duplicate": True})
+        return ReceivedOut(received=True, duplicate=True)
     if x_github_event == "pull_request":
         await run_in_threadpool(c.github.record_pull_request, x_github_delivery, action,
                                 payload)
     await run_in_threadpool(c.webhooks.mark, "github", x_github_delivery, x_github_event)
-    return JSONResponse({"received": True})
+    return ReceivedOut(received=True)

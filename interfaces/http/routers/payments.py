@@ -8,7 +8,6 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from domain.errors import NotFound
@@ -20,7 +19,7 @@ from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, 
 from interfaces.http.errors import error_response
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
-from interfaces.http.schemas import Body
+from interfaces.http.schemas import Body, ReceivedOut
 
 router = Router(prefix="/api/payments", tags=["payments"])
 
@@ -79,13 +78,13 @@ def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Respo
 
 
 @router.post("/create-intent/", status_code=status.HTTP_201_CREATED, response_model=IntentOut)
-def create_intent(p: PrincipalDep, c: ContainerDep, body: CreateIntentIn | None = None
-                  ) -> JSONResponse:
+def create_intent(p: PrincipalDep, c: ContainerDep, response: Response,
+                  body: CreateIntentIn | None = None) -> IntentOut:
     started = c.payments.create_intent(p.actor)
-    return JSONResponse(IntentOut(id=started.id, client_secret=started.client_secret,
-                                  amount=started.amount, currency=started.currency,
-                                  status="requires_payment").model_dump(mode="json"),
-                        status_code=201, headers={"X-Position": str(started.position)})
+    response.headers["X-Position"] = str(started.position)
+    return IntentOut(id=started.id, client_secret=started.client_secret,
+                     amount=started.amount, currency=started.currency,
+                     status="requires_payment")
 
 
 @router.get("/", response_model=Page[PaymentOut])
@@ -97,11 +96,11 @@ def list_payments(request: Request, p: PrincipalDep, c: ContainerDep, position: 
     return paginate(request, pages, count, [PaymentOut(**r) for r in rows])
 
 
-@router.post("/webhook/", include_in_schema=True)
+@router.post("/webhook/", response_model=ReceivedOut)
 async def stripe_webhook(
-    request: Request, c: ContainerDep,
+    request: Request, c: ContainerDep, response: Response,
     stripe_signature: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+) -> ReceivedOut | Response:
     """Stripe events: signature over the raw body, timestamp within tolerance, deduplicated
     by event id. Answers 2xx once the outcome is stored."""
     secret = c.settings.stripe_webhook_secret
@@ -115,15 +114,17 @@ async def stripe_webhook(
         return error_response(400, rejected.code, rejected.message)
     event_id, kind = str(event["id"]), str(event["type"])
     if await run_in_threadpool(c.webhooks.handled, "stripe", event_id):
-        return JSONResponse({"received": True, "duplicate": True})
+        return ReceivedOut(received=True, duplicate=True)
     position = await run_in_threadpool(c.payments.record_provider_event, event_id, kind,
                                        event["data"]["object"])
     await run_in_threadpool(c.webhooks.mark, "stripe", event_id, kind)
     # The position lets a reader of the payment see this outcome (0: nothing changed).
-    return JSONResponse({"received": True}, headers={"X-Position": str(position)})
+    response.headers["X-Position"] = str(position)
+    return ReceivedOut(received=True)
 
 
-@router.get("/{payment_id}/", response_model=PaymentOut)
+# The convertor keeps "webhook" from matching as an id, so a GET there is a 405.
+@router.get("/{payment_id:uuid}/", response_model=PaymentOut)
 def get_payment(payment_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                 ) -> PaymentOut:
     c.payment_views.wait_for(position, c.settings.read_wait_seconds)

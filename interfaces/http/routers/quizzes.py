@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from domain.errors import NotFound
@@ -227,12 +226,13 @@ def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQu
 
 @router.post("/quizzes/generate/", status_code=status.HTTP_202_ACCEPTED,
              response_model=AcceptedQuizOut)
-def generate(body: GenerateIn, p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+def generate(body: GenerateIn, p: PrincipalDep, c: ContainerDep,
+             response: Response) -> AcceptedQuizOut:
     created = c.quizzes.request(p.actor, body.title, body.prompt, body.generation_type,
                                 body.num_questions, body.track.value if body.track else None)
-    return JSONResponse({"id": str(created.id), "status": "generating"}, status_code=202,
-                        headers={"X-Position": str(created.position),
-                                 "Location": f"/api/quiz/quizzes/{created.id}/"})
+    response.headers["X-Position"] = str(created.position)
+    response.headers["Location"] = f"/api/quiz/quizzes/{created.id}/"
+    return AcceptedQuizOut(id=created.id, status="generating")
 
 
 @router.get("/quizzes/", response_model=Page[QuizSummaryOut])
@@ -324,12 +324,13 @@ def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Positi
 
 
 @router.post("/quizzes/{quiz_id}/regrade/", response_model=RegradeOut)
-def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep,
+            response: Response) -> RegradeOut:
     changes, position = c.quizzes.regrade(p.actor, quiz_id, body.dry_run,
                                           body.reason or "question corrected")
-    out = RegradeOut(dry_run=body.dry_run,
-                     changes=[RegradeChangeOut(**vars(ch)) for ch in changes])
-    return JSONResponse(out.model_dump(mode="json"), headers={"X-Position": str(position)})
+    response.headers["X-Position"] = str(position)
+    return RegradeOut(dry_run=body.dry_run,
+                      changes=[RegradeChangeOut(**vars(ch)) for ch in changes])
 
 
 # -- attempts --------------------------------------------------------------------------------
@@ -402,13 +403,20 @@ def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
                   code)
 
 
-@router.post("/attempts/{attempt_id}/answer/")
-def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep
-           ) -> JSONResponse:
+class SavedAnswerOut(BaseModel):
+    attempt_id: UUID
+    question_id: str
+    option_ids: list[str]
+    saved: bool
+
+
+@router.post("/attempts/{attempt_id}/answer/", response_model=SavedAnswerOut)
+def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep,
+           response: Response) -> SavedAnswerOut:
     position = c.quizzes.answer(p.actor, attempt_id, body.question_id, body.option_ids)
-    return JSONResponse({"attempt_id": str(attempt_id), "question_id": body.question_id,
-                         "option_ids": sorted(set(body.option_ids)), "saved": True},
-                        headers={"X-Position": str(position)})
+    response.headers["X-Position"] = str(position)
+    return SavedAnswerOut(attempt_id=attempt_id, question_id=body.question_id,
+                          option_ids=sorted(set(body.option_ids)), saved=True)
 
 
 @router.post("/attempts/{attempt_id}/submit/", response_model=AttemptOut)

@@ -56,15 +56,6 @@ class AssignTrainerIn(Body):
     trainer_id: UUID
 
 
-class AcceptedOut(BaseModel):
-    detail: str
-    position: int
-
-
-# Commands answer with the changed object, or 202 if the read model lags behind them.
-COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {202: {"model": AcceptedOut}}
-
-
 class TrainerOut(BaseModel):
     id: UUID
     name: str
@@ -97,8 +88,7 @@ def get_profile(p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut
     return _user(c, p.id, position)
 
 
-@router.put("/profile/", response_model=UserOut,
-             responses=COMMAND_RESPONSES)
+@router.put("/profile/", response_model=UserOut)
 def update_profile(body: ProfileIn, p: PrincipalDep, c: ContainerDep) -> Response:
     return _user_after(c, p.id, c.accounts.update_profile(p.actor, body.name))
 
@@ -120,8 +110,7 @@ def trainers(
     return paginate(request, pages, count, results)
 
 
-@router.post("/assign-trainer/", response_model=UserOut,
-             responses=COMMAND_RESPONSES)
+@router.post("/assign-trainer/", response_model=UserOut)
 def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep) -> Response:
     position = c.accounts.assign_trainer(p.actor, body.student_id, body.trainer_id)
     return _user_after(c, body.student_id, position)
@@ -142,8 +131,7 @@ def list_users(
     return paginate(request, pages, count, [UserOut.from_row(r) for r in rows])
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses=COMMAND_RESPONSES)
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Response:
     result = c.accounts.create_account(p.actor, body.email, body.name, body.password, body.role,
                                        body.track)
@@ -164,8 +152,7 @@ def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
     return user
 
 
-@router.put("/{user_id}/", response_model=UserOut,
-             responses=COMMAND_RESPONSES)
+@router.put("/{user_id}/", response_model=UserOut)
 def update_user(
     user_id: UUID, body: UpdateUserIn, p: Staff, c: ContainerDep
 ) -> Response:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from domain.errors import Conflict, NotFound
@@ -59,31 +59,32 @@ def _row(c: Container, student_id: UUID, position: int = 0) -> dict[str, Any]:
     return dict(row)
 
 
-def _out(row: dict[str, Any], code: int = 200, position: int = 0) -> JSONResponse:
-    body = WorkspaceOut(**{k: v for k, v in row.items() if k in WorkspaceOut.model_fields})
-    return JSONResponse(body.model_dump(mode="json"), status_code=code,
-                        headers={"X-Position": str(position)})
+def _out(response: Response, row: dict[str, Any], code: int = 200,
+         position: int = 0) -> WorkspaceOut:
+    response.status_code = code
+    response.headers["X-Position"] = str(position)
+    return WorkspaceOut(**{k: v for k, v in row.items() if k in WorkspaceOut.model_fields})
 
 
 @router.post("/api/users/workspace/create/", status_code=status.HTTP_202_ACCEPTED,
              response_model=WorkspaceOut)
-def create(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+def create(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
     """Launch (or return) your workspace; provisioning happens in the background."""
     position, requested = c.workspaces.launch(p.actor)
     row = _row(c, p.id, position)
     if requested:
         # What this command did; provisioning may already be further along (see progress).
-        return _out({**row, "state": "requested", "reason": None, "detail": None}, 202,
-                    position)
-    return _out(row, 200 if row["state"] == "running" else 202, position)
+        return _out(response, {**row, "state": "requested", "reason": None, "detail": None},
+                    202, position)
+    return _out(response, row, 200 if row["state"] == "running" else 202, position)
 
 
 @router.get("/api/users/workspace/status/", response_model=WorkspaceOut)
-def workspace_status(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+def workspace_status(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
     row = _row(c, p.id)
     if row["state"] == "running":
         c.workspaces.seen(p.id)
-    return _out(row)
+    return _out(response, row)
 
 
 @router.get("/api/users/workspace/url/", response_model=UrlOut)
@@ -99,10 +100,10 @@ def url(p: PrincipalDep, c: ContainerDep) -> UrlOut:
 
 @router.delete("/api/users/workspace/stop/", status_code=status.HTTP_202_ACCEPTED,
                response_model=WorkspaceOut)
-def stop(p: PrincipalDep, c: ContainerDep) -> JSONResponse:
+def stop(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
     _row(c, p.id)
     position = c.workspaces.stop(p.actor, p.id, "user")
-    return _out(_row(c, p.id, position), 202, position)
+    return _out(response, _row(c, p.id, position), 202, position)
 
 
 @router.get("/api/users/workspace/progress/",
@@ -146,7 +147,8 @@ def all_workspaces(request: Request, p: Overseer, c: ContainerDep,
 
 @router.post("/api/workspaces/{student_id}/stop/", status_code=status.HTTP_202_ACCEPTED,
              response_model=WorkspaceOut)
-def admin_stop(student_id: UUID, p: Staff, c: ContainerDep) -> Response:
+def admin_stop(student_id: UUID, p: Staff, c: ContainerDep,
+               response: Response) -> WorkspaceOut:
     _row(c, student_id)
     position = c.workspaces.stop(p.actor, student_id, "admin")
-    return _out(_row(c, student_id, position), 202, position)
+    return _out(response, _row(c, student_id, position), 202, position)
