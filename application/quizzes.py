@@ -52,6 +52,21 @@ class RegradeChange:
     max_score: float
 
 
+_order = secrets.SystemRandom()
+
+
+def shuffled_options(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The questions with their options in a random order. Generators tend to put the
+    right answer first (the question bank does, every time); stored as they came, the
+    position of an option would give the key away to anyone reading a quiz."""
+    out = []
+    for q in questions:
+        options = list(q.get("options", []))
+        _order.shuffle(options)
+        out.append({**q, "options": options})
+    return out
+
+
 def with_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give new questions and options ids; keep the ids they already have."""
     def new_id(prefix: str) -> str:
@@ -92,7 +107,7 @@ class QuizCommands:
             # its questions are checked as a quiz's questions are.
             if result is not None:
                 try:
-                    quiz.record_generated(with_ids(result.questions),
+                    quiz.record_generated(with_ids(shuffled_options(result.questions)),
                                           storable(result.provenance))
                 except Invalid as error:
                     problems = "; ".join(error.details.get("problems", [])) or error.message

@@ -13,6 +13,21 @@ from application.ports import GeneratedQuestions, GenerationError, QuizRequest
 GENERATOR_VERSION = "apranova-offline/1"
 
 
+# Words that say nothing about a topic ("SQL and Python" is about SQL and Python).
+STOP_WORDS = frozenset({
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in",
+    "into", "is", "it", "its", "of", "on", "or", "over", "quiz", "test", "the", "their",
+    "this", "to", "use", "using", "what", "when", "which", "with", "write", "your", "basics",
+    "basic", "intro", "introduction", "questions", "question", "fundamentals",
+})
+
+
+def meaningful(text: str) -> set[str]:
+    """The words of a prompt or title that can tell topics apart."""
+    return {w for w in re.findall(r"[a-z0-9+#.]+", text.lower())
+            if w not in STOP_WORDS and (len(w) > 1 or w in {"c", "r"})}
+
+
 class QuestionBankGenerator:
     def __init__(self, path: Path) -> None:
         with path.open("rb") as f:
@@ -21,13 +36,13 @@ class QuestionBankGenerator:
         self.topics: list[dict[str, Any]] = data["topics"]
 
     def generate(self, request: QuizRequest) -> GeneratedQuestions:
-        words = set(re.findall(r"[a-z0-9+#.]+", f"{request.title} {request.prompt}".lower()))
+        words = meaningful(f"{request.title} {request.prompt}")
         candidates = [t for t in self.topics
                       if request.track is None or t["track"] == request.track]
 
         def relevance(topic: dict[str, Any]) -> int:
             keywords = {k.lower() for k in topic["keywords"]}
-            title_words = set(re.findall(r"[a-z0-9+#.]+", topic["title"].lower()))
+            title_words = meaningful(topic["title"])
             return len(words & keywords) * 2 + len(words & title_words)
 
         rng = random.Random(str(request.quiz_id))

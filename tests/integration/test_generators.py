@@ -16,19 +16,23 @@ import pytest
 
 from application.ports import GenerationError, QuizRequest
 from domain.quizzes import question_problems
+from domain.roles import Role
 from infrastructure.gemini import GeminiGenerator
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.settings import REPOSITORY_DATA
 from tests.conftest import (
     Mailbox,
+    Server,
     User,
     login,
     make_settings,
+    make_staff,
     new_database,
     running_server,
     unique_email,
 )
 from tests.fake_gemini import candidate, fake_gemini, quiz_json
+from tests.integration.test_quizzes_api import generate as generate_quiz
 
 ERROR_500 = {"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}
 ERROR_400 = {"error": {"code": 400, "message": "API key not valid", "status":
@@ -52,6 +56,27 @@ def test_offline_bank_draws_valid_relevant_questions() -> None:
     fsd = bank.generate(request(8, "React components and hooks", "FSD"))
     fsd_topics = {t["slug"] for t in bank.topics if t["track"] == "FSD"}
     assert set(fsd.provenance["topics"]) <= fsd_topics
+
+
+def test_offline_bank_matches_meaningful_words_not_and_or_the() -> None:
+    bank = QuestionBankGenerator(REPOSITORY_DATA / "question_bank.toml")
+    result = bank.generate(request(5, "JavaScript and the async functions", "FSD"))
+    assert result.provenance["topics"] == ["javascript-fundamentals"]
+
+
+def test_generated_options_are_stored_in_no_telling_order(
+    server: Server, client: httpx.Client,
+) -> None:
+    trainer = make_staff(server, client, Role.TRAINER)
+    firsts, questions = 0, 0
+    for _ in range(6):
+        quiz = generate_quiz(client, trainer, 10)
+        for q in quiz["questions"]:
+            if q["type"] == "SINGLE":
+                questions += 1
+                firsts += q["options"][0]["correct"]
+    # The bank lists the right option first every time; 1 in 3 or 4 once shuffled.
+    assert questions >= 40 and firsts / questions < 0.5, (firsts, questions)
 
 
 def test_offline_bank_refuses_more_than_it_has() -> None:
