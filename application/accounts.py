@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
+from application.authorization import Actor, require_may_manage
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import CredentialStore, PasswordHasher, SessionStore
 from domain.accounts import Account, EmailClaim, check_password_policy, normalise_email
@@ -14,14 +15,6 @@ from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.roles import Role, Track, check_role_grant, is_staff
 from domain.students import Student
 from domain.trainers import MAX_STUDENTS_PER_TRAINER, TrainerCapacity
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated user a command is issued by."""
-
-    id: UUID
-    role: Role
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,8 @@ class AccountCommands:
 
     def register_student(self, email: str, name: str, password: str, track: Track) -> Registered:
         """Self-registration: always a student, whatever the client asks for."""
-        return self._create(email, name, password, Role.STUDENT, track, creator=None)
+        return self._create(email, name, password, Role.STUDENT, track, creator=None,
+                            self_registered=True)
 
     def create_account(
         self, actor: Actor, email: str, name: str, password: str, role: Role, track: Track | None
@@ -82,14 +76,14 @@ class AccountCommands:
 
     def _create(
         self, email: str, name: str, password: str, role: Role, track: Track | None,
-        creator: Actor | None,
+        creator: Actor | None, self_registered: bool = False,
     ) -> Registered:
         email = normalise_email(email)
         check_password_policy(password, email)
         if role is Role.STUDENT and track is None:
             raise Invalid("A student needs a track", code="TRACK_REQUIRED")
         if self.store.find(EmailClaim, EmailClaim.id_for(email)) is not None:
-            raise Conflict("This email is already registered", code="EMAIL_TAKEN")
+            return self._taken(email, password, self_registered)
         account_id = uuid4()
         actor_id = creator.id if creator else account_id
         account = Account(id=account_id, email=email, name=name, role=role.value,
@@ -106,11 +100,30 @@ class AccountCommands:
             position = self.store.commit(account, claim, student)
         except IntegrityError:
             self.credentials.forget(account_id)
-            raise Conflict("This email is already registered", code="EMAIL_TAKEN") from None
+            return self._taken(email, password, self_registered, hashed=True)
         except BaseException:
             self.credentials.forget(account_id)
             raise
         return Registered(account_id, position)
+
+    def _taken(self, email: str, password: str, self_registered: bool,
+               hashed: bool = False) -> Registered:
+        """Administrators and operators are told the email is taken. Someone registering
+        themselves is answered as if it were new, so the answer says nothing of who has an
+        account: the same work is done (the password is hashed, an event recorded) and the
+        address's owner is told by email instead."""
+        if not self_registered:
+            raise Conflict("This email is already registered", code="EMAIL_TAKEN")
+        if not hashed:
+            self.hasher.hash(password)
+        claim = self.store.load(EmailClaim, EmailClaim.id_for(email), "User")
+
+        def command() -> int:
+            account = self.store.load(Account, claim.account_id, "User")
+            account.registration_attempted()
+            return self.store.commit(account)
+
+        return Registered(uuid4(), retry_on_conflict(command))
 
     # -- profile and administration -----------------------------------------------------------
 
@@ -128,6 +141,7 @@ class AccountCommands:
 
         def command() -> tuple[int, bool]:
             account = self.store.load(Account, target_id, "User")
+            require_may_manage(actor, account.id, account.role)
             old_role = account.role
             if changes.is_active is True:
                 account.reactivate(actor_id=actor.id, reason=reason)
@@ -184,6 +198,7 @@ class AccountCommands:
 
         def command() -> int:
             account = self.store.load(Account, target_id, "User")
+            require_may_manage(actor, account.id, account.role)
             touched = self._deactivate(actor, account, reason or "deleted by superadmin")
             return self.store.commit(account, *touched)
 

@@ -115,7 +115,7 @@ class AuthCommands:
     def refresh(self, refresh_token: str) -> TokenPair:
         claims = self.tokens.decode_refresh(refresh_token)
         new_jti = self.tokens.new_jti()
-        if not self.sessions.rotate(claims.session_id, claims.jti, new_jti):
+        if not self.sessions.rotate(claims.session_id, claims.account_id, claims.jti, new_jti):
             # A rotated-away token came back: someone holds a copy. End the whole session.
             self.sessions.revoke(claims.session_id)
             raise Unauthenticated("Refresh token was already used or revoked",
@@ -159,6 +159,13 @@ class AuthCommands:
             return self.store.commit(account)
 
         return retry_on_conflict(command)
+
+    def limit_registrations(self, client_ip: str) -> None:
+        """Registrations from one address are limited like logins from it."""
+        limits = self.limits
+        wait = self.limiter.hit(f"register:ip:{client_ip}", limits.per_ip, limits.ip_window)
+        if wait is not None:
+            raise RateLimited(wait)
 
     def request_password_reset(self, email: str, client_ip: str) -> None:
         """Always succeeds from the caller's view, so it can't be used to probe emails."""

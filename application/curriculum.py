@@ -8,10 +8,11 @@ from typing import Any
 from uuid import UUID
 
 from application.accounts import Actor
+from application.authorization import PaidAccess
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import FileStore
 from domain.curriculum import Content, Curriculum, Project
-from domain.errors import Conflict, Forbidden, NotFound, PaymentRequired
+from domain.errors import Conflict, NotFound
 from domain.progress import Progress
 from domain.roles import Role, is_staff
 from domain.students import Student
@@ -29,11 +30,11 @@ class Created:
 
 class CurriculumCommands:
     def __init__(self, store: EventStore, files: FileStore, max_upload_bytes: int,
-                 require_payment: bool = False) -> None:
+                 access: PaidAccess) -> None:
         self.store = store
         self.files = files
         self.max_upload_bytes = max_upload_bytes
-        self.require_payment = require_payment
+        self.access = access
 
     # -- content ---------------------------------------------------------------------------
 
@@ -57,16 +58,8 @@ class CurriculumCommands:
 
     # -- progress ----------------------------------------------------------------------------
 
-    def _student(self, actor: Actor) -> Student:
-        student = self.store.find(Student, Student.id_for(actor.id))
-        if student is None or actor.role is not Role.STUDENT:
-            raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
-        return student
-
     def start_project(self, actor: Actor, slug: str) -> int:
-        student = self._student(actor)
-        if self.require_payment and student.paid_by is None:
-            raise PaymentRequired("Enrol in your track first: its projects open once paid")
+        student = self.access.student(actor)
         curriculum = self.curriculum()
         project = curriculum.content().project(slug)
 
@@ -80,7 +73,7 @@ class CurriculumCommands:
         return retry_on_conflict(command)
 
     def set_step(self, actor: Actor, slug: str, step: int, done: bool) -> int:
-        student = self._student(actor)
+        student = self.access.student(actor)
 
         def command() -> int:
             progress = self._progress(actor.id, student.track.value)
@@ -107,7 +100,7 @@ class CurriculumCommands:
     def create_submission(
         self, actor: Actor, slug: str, deliverables: dict[str, str], submit: bool, note: str,
     ) -> Created:
-        student = self._student(actor)
+        student = self.access.student(actor)
 
         def command() -> Created:
             progress = self._progress(actor.id, student.track.value)
@@ -166,9 +159,11 @@ class CurriculumCommands:
         return retry_on_conflict(command)
 
     def _own_submission(self, actor: Actor, submission_id: UUID) -> Submission:
+        """The acting student's submission, to change: their access must be open."""
         submission = self.store.find(Submission, submission_id)
         if submission is None or submission.student_id != actor.id:
             raise NotFound("Submission not found")
+        self.access.student(actor)
         return submission
 
     def _project_of(self, submission: Submission) -> Project:

@@ -57,7 +57,8 @@ class SessionStore(Protocol):
 
     def create(self, account_id: UUID, refresh_jti: str, expires_at: datetime) -> UUID: ...
 
-    def rotate(self, session_id: UUID, presented_jti: str, new_jti: str) -> bool:
+    def rotate(self, session_id: UUID, account_id: UUID, presented_jti: str,
+               new_jti: str) -> bool:
         """Swap the current jti if `presented_jti` is current; False means reuse or revoked."""
         ...
 
@@ -65,7 +66,7 @@ class SessionStore(Protocol):
 
     def revoke_all(self, account_id: UUID) -> None: ...
 
-    def is_active(self, session_id: UUID) -> bool: ...
+    def is_active(self, session_id: UUID, account_id: UUID) -> bool: ...
 
 
 class OneTimeTokens(Protocol):

@@ -69,6 +69,8 @@ class MailPolicies:
         return [
             Policy("welcome_email", (Student.Enrolled,), self.welcome),
             Policy("verification_email", (Account.Registered,), self.verification),
+            Policy("registration_attempt_email", (Account.RegistrationAttempted,),
+                   self.registration_attempt),
             Policy("password_reset_email", (Account.PasswordResetRequested,), self.password_reset),
         ]
 
@@ -97,6 +99,19 @@ class MailPolicies:
                 f"Hello {account.name},\n\nConfirm your email address by opening\n"
                 f"{self.public_url}/api/auth/verify-email/{key}/\n\n"
                 f"The link is valid for {VERIFY_EMAIL_TTL // 3600} hours.\n"
+            ),
+        ))
+
+    def registration_attempt(self, event: Account.RegistrationAttempted) -> None:
+        account = self.store.load(Account, event.originator_id, "User")
+        self.mailer.send(Email(
+            to=account.email,
+            subject="Someone tried to register with your email address",
+            body=(
+                f"Hello {account.name},\n\nSomeone tried to create an ApraNova account with "
+                "this address, which already has one. If it was you, log in instead; if you "
+                f"forgot your password, reset it at {self.public_url}.\n"
+                "If it was not you, you need do nothing: your account is unchanged.\n"
             ),
         ))
 

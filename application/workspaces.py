@@ -11,11 +11,9 @@ from typing import Protocol
 from uuid import UUID
 
 from application.accounts import Actor, require_staff
+from application.authorization import PaidAccess
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import Clock, WorkspaceRuntime, WorkspaceSpec
-from domain.errors import Forbidden
-from domain.roles import Role
-from domain.students import Student
 from domain.workspaces import ACTIVE, PROVISIONING, REQUESTED, RUNNING, Workspace
 
 # Engine states of a container on its way out: as good as gone.
@@ -48,7 +46,8 @@ def container_name(student_id: UUID) -> str:
 
 class WorkspaceCommands:
     def __init__(self, store: EventStore, runtime: WorkspaceRuntime, passwords: Passwords,
-                 clock: Clock, policy: WorkspacePolicy) -> None:
+                 clock: Clock, policy: WorkspacePolicy, access: PaidAccess) -> None:
+        self.access = access
         self.store = store
         self.runtime = runtime
         self.passwords = passwords
@@ -59,9 +58,7 @@ class WorkspaceCommands:
         """Ask for the student's workspace: (position, whether a launch was requested).
 
         An active workspace is left as it is, never duplicated."""
-        student = self.store.find(Student, Student.id_for(actor.id))
-        if student is None or actor.role is not Role.STUDENT:
-            raise Forbidden("Workspaces belong to students", code="NOT_A_STUDENT")
+        student = self.access.student(actor)
         track = student.track.value
         image = self.policy.images[track].image
 

@@ -70,6 +70,11 @@ class Account(Aggregate):
         actor_id: UUID
         reason: str
 
+    class RegistrationAttempted(Aggregate.Event):
+        """Someone tried to register with this account's email; its owner is told."""
+
+        actor_id: UUID | None
+
     class GitHubLinked(Aggregate.Event):
         login: str
         actor_id: UUID
@@ -142,6 +147,13 @@ class Account(Aggregate):
     def _reactivated(self, actor_id: UUID, reason: str) -> None:
         self.active = True
 
+
+    def registration_attempted(self) -> None:
+        self._registration_attempted(actor_id=None)
+
+    @event(RegistrationAttempted)
+    def _registration_attempted(self, actor_id: UUID | None) -> None:
+        pass
 
     def link_github(self, login: str, actor_id: UUID) -> None:
         """The token itself goes to the credentials store, never into an event."""

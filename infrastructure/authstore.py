@@ -82,13 +82,15 @@ class PostgresSessions:
             )
         return session_id
 
-    def rotate(self, session_id: UUID, presented_jti: str, new_jti: str) -> bool:
+    def rotate(self, session_id: UUID, account_id: UUID, presented_jti: str,
+               new_jti: str) -> bool:
         # Compare-and-swap: of two concurrent uses of one refresh token only one wins.
         with self.pool.connection() as conn:
             row = conn.execute(
-                "UPDATE auth_sessions SET refresh_jti = %s WHERE id = %s AND refresh_jti = %s "
-                "AND revoked_at IS NULL AND expires_at > now() RETURNING id",
-                (new_jti, session_id, presented_jti),
+                "UPDATE auth_sessions SET refresh_jti = %s WHERE id = %s AND account_id = %s "
+                "AND refresh_jti = %s AND revoked_at IS NULL AND expires_at > now() "
+                "RETURNING id",
+                (new_jti, session_id, account_id, presented_jti),
             ).fetchone()
         return row is not None
 
@@ -107,12 +109,14 @@ class PostgresSessions:
                 (account_id,),
             )
 
-    def is_active(self, session_id: UUID) -> bool:
+    def is_active(self, session_id: UUID, account_id: UUID) -> bool:
+        """Whether the session is live and is the account's: a token naming one
+        account with another's session is no session at all."""
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT 1 FROM auth_sessions WHERE id = %s AND revoked_at IS NULL "
-                "AND expires_at > now()",
-                (session_id,),
+                "SELECT 1 FROM auth_sessions WHERE id = %s AND account_id = %s "
+                "AND revoked_at IS NULL AND expires_at > now()",
+                (session_id, account_id),
             ).fetchone()
         return row is not None
 
@@ -174,8 +178,9 @@ class RememberedSessions:
     def create(self, account_id: UUID, refresh_jti: str, expires_at: datetime) -> UUID:
         return self.store.create(account_id, refresh_jti, expires_at)
 
-    def rotate(self, session_id: UUID, presented_jti: str, new_jti: str) -> bool:
-        return self.store.rotate(session_id, presented_jti, new_jti)
+    def rotate(self, session_id: UUID, account_id: UUID, presented_jti: str,
+               new_jti: str) -> bool:
+        return self.store.rotate(session_id, account_id, presented_jti, new_jti)
 
     def revoke(self, session_id: UUID) -> None:
         self.store.revoke(session_id)
@@ -213,18 +218,19 @@ class RememberedSessions:
             except ValueError:
                 continue  # not ours to understand; nothing to forget
 
-    def remembered(self, session_id: UUID) -> bool:
-        """True if the session was found active within the last `seconds` (no I/O)."""
+    def remembered(self, session_id: UUID, account_id: UUID) -> bool:
+        """True if the session was found active, as this account's, within the last
+        `seconds` (no I/O)."""
         with self._lock:
             entry = self._active.get(session_id)
-        return entry is not None and entry[1] > self.clock()
+        return entry is not None and entry[0] == account_id and entry[1] > self.clock()
 
-    def is_active(self, session_id: UUID, account_id: UUID | None = None) -> bool:
-        if self.remembered(session_id):
+    def is_active(self, session_id: UUID, account_id: UUID) -> bool:
+        if self.remembered(session_id, account_id):
             return True
         started = self.clock()
-        active = self.store.is_active(session_id)
-        if active and self.seconds > 0 and account_id is not None:
+        active = self.store.is_active(session_id, account_id)
+        if active and self.seconds > 0:
             with self._lock:
                 if len(self._active) >= self.size:
                     now = self.clock()

@@ -27,6 +27,7 @@ from redis import Redis
 from application.accounts import AccountCommands
 from application.audit import AuditQueries
 from application.auth import AuthCommands, LoginLimits
+from application.authorization import PaidAccess
 from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
 from application.github import GitHubCommands
@@ -442,8 +443,8 @@ def build(settings: Settings | None = None) -> Container:
             lock_conn.execute(vault.SCHEMA)
             lock_conn.execute(stalls.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
-            curriculum = CurriculumCommands(store, files, settings.max_upload_bytes,
-                                            settings.requires_payment())
+            access = PaidAccess(store, settings.requires_payment())
+            curriculum = CurriculumCommands(store, files, settings.max_upload_bytes, access)
             _load_curriculum(curriculum, settings.curriculum_file)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
@@ -479,7 +480,7 @@ def build(settings: Settings | None = None) -> Container:
                                      settings.github_api_base, settings.github_oauth_base)
                  if settings.github_client_id and settings.github_client_secret else None)
     workspaces = WorkspaceCommands(store, _runtime(settings), secrets_vault, SystemClock(),
-                                   _workspace_policy(settings))
+                                   _workspace_policy(settings), access)
     github_commands = GitHubCommands(store, code_host, secrets_vault, tokens,
                                      settings.github_client_id, settings.github_oauth_base,
                                      f"{public_url}/api/users/github/callback/")

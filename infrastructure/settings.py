@@ -57,6 +57,11 @@ class Settings(BaseSettings):
 
     # Payments: Stripe when a secret key is set. Prices per track, in the currency's
     # smallest unit; the client never chooses them.
+    # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or
+    # networks, "*" for any). None by default: the client address is the peer's, so nobody
+    # can pick the address the login rate limit counts against.
+    trusted_proxies: str = ""
+
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None

@@ -71,7 +71,7 @@ def serve(
     import uvicorn
 
     from infrastructure.bootstrap import build
-    from interfaces.http.app import create_app
+    from interfaces.http.app import create_app, server_options
 
     _logging()
     settings = _settings(data_dir, host=host, port=port)
@@ -90,10 +90,11 @@ def serve(
                                "APRANOVA_DATA_DIR": str(resolved.data_dir)})
             uvicorn.run("interfaces.http.app:create_app_in_worker", factory=True,
                         workers=workers, host=settings.host, port=settings.port,
-                        log_level="info", access_log=False)
+                        log_level="info", access_log=False, **server_options(resolved))
             return
         config = uvicorn.Config(create_app(container), host=settings.host, port=settings.port,
-                                log_level="info", access_log=False)
+                                log_level="info", access_log=False,
+                                **server_options(container.settings))
         _graceful_server_class()(config).run()
     finally:
         container.close()

@@ -26,7 +26,7 @@ from domain.roles import Role
 from infrastructure.bootstrap import Container, build
 from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
-from interfaces.http.app import create_app
+from interfaces.http.app import create_app, server_options
 from tests.local_http import JsonHandler, serve
 
 ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
@@ -199,7 +199,7 @@ def running_server(settings: Settings, background: bool = True) -> Iterator[Serv
         container.start_all()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+                                           log_level="warning", **server_options(settings)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
 
 from infrastructure.bootstrap import Container
+from infrastructure.settings import Settings
 from interfaces.http.errors import install_error_handlers
 from interfaces.http.middleware import BodyLimit, Metrics, TextGuard
 from interfaces.http.routers import (
@@ -33,6 +35,15 @@ Every change is an event; reads come from projections. A command's response carr
 `X-Position`; send it back as the `X-Position` header on a read to see your own write.
 Errors use the envelope `{"status": "error", "error": {"code", "message", "details"}}`.
 """
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options that are policy: forwarded headers only from the configured
+    proxies (uvicorn believes loopback by default, which would let anyone on the host pick
+    the address the login limit counts), and no Server header."""
+    trusted = settings.trusted_proxies.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or "",
+            "server_header": False}
 
 
 def create_app(container: Container, owns_container: bool = False) -> FastAPI:

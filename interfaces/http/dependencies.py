@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from application.accounts import Actor
 from application.auth import Unauthenticated
+from application.authorization import require_may_change
 from domain.errors import Forbidden
 from domain.roles import Role
 from infrastructure.bootstrap import Container
@@ -47,8 +48,13 @@ class Principal:
         return self.actor.role
 
 
+# Commands a read-only role may still give: about its own session only.
+OWN_SESSION_COMMANDS = frozenset({("POST", "/api/auth/logout/")})
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def principal(
-    c: ContainerDep,
+    request: Request, c: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
@@ -56,14 +62,19 @@ async def principal(
     claims = c.tokens.decode_access(credentials.credentials)
     # A session seen active moments ago is answered from memory, in the event loop; only
     # a check that needs the database goes to the thread pool.
-    if not (c.sessions.remembered(claims.session_id) or await run_in_threadpool(
+    if not (c.sessions.remembered(claims.session_id, claims.account_id) or await run_in_threadpool(
             c.sessions.is_active, claims.session_id, claims.account_id)):
         raise Unauthenticated("The session has ended", code="TOKEN_REVOKED")
     try:
         role = Role(claims.role)
     except ValueError:
         raise Unauthenticated("Token is invalid", code="TOKEN_INVALID") from None
-    return Principal(Actor(claims.account_id, role), claims.session_id)
+    actor = Actor(claims.account_id, role)
+    route = request.scope.get("route")
+    if request.method not in READS and (
+            request.method, getattr(route, "path", "")) not in OWN_SESSION_COMMANDS:
+        require_may_change(actor)
+    return Principal(actor, claims.session_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]

@@ -48,14 +48,36 @@ def test_self_registration_cannot_choose_another_role(client: httpx.Client) -> N
         assert "role" in r.json()["error"]["details"]
 
 
-def test_duplicate_email_is_a_conflict_and_leaves_the_first_account_intact(
-    client: httpx.Client,
+def test_a_taken_email_is_answered_like_a_new_one_and_its_owner_is_told(
+    client: httpx.Client, mailbox: Mailbox,
 ) -> None:
     user = register_student(client)
-    r = client.post("/api/auth/register/", json={
+    new = client.post("/api/auth/register/", json={
+        "email": unique_email(), "password": "another password 123", "name": "X",
+        "track": "DP"})
+    taken = client.post("/api/auth/register/", json={
         "email": user.email, "password": "another password 123", "name": "X", "track": "DP"})
-    assert r.status_code == 409 and r.json()["error"]["code"] == "EMAIL_TAKEN"
+    assert taken.status_code == new.status_code == 201
+    assert set(taken.json()) == set(new.json())
+    assert set(taken.json()["user"]) == set(new.json()["user"])
+    assert taken.json()["detail"] == new.json()["detail"]
+    assert taken.json()["user"]["id"] != user.id
+    mailbox.wait_for(user.email, "Someone tried to register")
     login(client, user.email)  # the original password still works
+    r = client.post("/api/auth/login/", json={"email": user.email,
+                                               "password": "another password 123"})
+    assert r.status_code == 401
+
+
+def test_registration_is_rate_limited_per_address(
+    database_url: str, smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    settings = make_settings(database_url, smtp[1], tmp_path, login_max_per_ip=3)
+    with running_server(settings, background=False) as s, s.client() as c:
+        statuses = [c.post("/api/auth/register/", json={
+            "email": unique_email(), "password": PASSWORD, "name": "R", "track": "DP"}
+        ).status_code for _ in range(5)]
+        assert statuses[:3] == [201] * 3 and statuses[3:] == [429, 429], statuses
 
 
 def test_concurrent_duplicate_registrations_create_one_account(
@@ -74,7 +96,11 @@ def test_concurrent_duplicate_registrations_create_one_account(
         t.start()
     for t in threads:
         t.join()
-    assert sorted(statuses) == [201] + [409] * 7
+    assert statuses == [201] * 8
+    with server.container.pool.connection() as conn:
+        [(count,)] = conn.execute("SELECT count(*) FROM rm_users WHERE email = %s",
+                                  (email,)).fetchall()
+    assert count <= 1
     login(client, email)
 
 

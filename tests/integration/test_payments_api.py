@@ -266,3 +266,36 @@ def test_without_stripe_configured_payments_say_so(client: httpx.Client, student
     body, header = signed(stripe_event("payment_intent.succeeded", {"id": "pi_x"}))
     r = client.post(WEBHOOK, content=body, headers={"Stripe-Signature": header})
     assert r.status_code == 503
+
+
+def test_a_refund_closes_every_student_action_on_the_track(
+    paid: tuple[Server, FakeStripe], c: httpx.Client,
+) -> None:
+    student = register_student(c)
+    pid = start_payment(c, student)["id"]
+    intent = intent_of(paid, pid)
+    deliver(c, succeeded(intent))
+    wait_until(lambda: can_start(c, student) == 200)
+    sub = c.post("/api/curriculum/submissions/", headers=student.headers, json={
+        "project_id": P1, "deliverables": {"findings_summary": "draft"}})
+    assert sub.status_code == 201, sub.text
+    deliver(c, stripe_event("charge.refunded", {"id": "ch_9", "payment_intent": intent,
+                                                "amount_refunded": 49_900}))
+    wait_until(lambda: can_start(c, student) == 402)
+    for method, path, body in [
+        ("POST", "/api/curriculum/progress/", {"project_id": P1, "action": "complete_step",
+                                               "step": 1}),
+        ("POST", "/api/curriculum/submissions/", {"project_id": P1}),
+        ("PUT", f"/api/curriculum/submissions/{sub.json()['id']}/", {"submit": True}),
+        ("POST", "/api/users/workspace/create/", None),
+    ]:
+        r = c.request(method, path, headers=student.headers, json=body)
+        assert r.status_code == 402, (path, r.text)
+        assert r.json()["error"]["code"] == "PAYMENT_REQUIRED"
+    upload = c.post(f"/api/curriculum/submissions/{sub.json()['id']}/deliverables/"
+                    "findings_summary/file/", headers=student.headers,
+                    files={"file": ("a.txt", b"text")})
+    assert upload.status_code == 402
+    # What was there stays readable.
+    assert c.get(f"/api/curriculum/submissions/{sub.json()['id']}/",
+                 headers=student.headers).status_code == 200

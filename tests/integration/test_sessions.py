@@ -34,11 +34,12 @@ def test_a_revocation_elsewhere_is_seen_once_the_memory_expires(store: PostgresS
     elsewhere = RememberedSessions(store, 5)
     account = uuid4()
     session = here.create(account, "jti", datetime.now(UTC) + timedelta(days=1))
-    assert here.is_active(session, account) and here.remembered(session)
+    assert here.is_active(session, account) and here.remembered(session, account)
     elsewhere.revoke(session)  # announced to no one here
     assert here.is_active(session, account)  # still trusted from memory...
     now[0] += 5.1
-    assert not here.remembered(session) and not here.is_active(session, account)  # ...not after
+    # ...not after
+    assert not here.remembered(session, account) and not here.is_active(session, account)
     assert heard == []
 
 
@@ -54,7 +55,7 @@ def test_revoking_here_forgets_at_once_and_announces(store: PostgresSessions) ->
     here.revoke(first)
     assert not here.is_active(first, account) and here.is_active(second, account)
     here.revoke_all(account)
-    assert not here.is_active(second, account) and here.remembered(third)
+    assert not here.is_active(second, account) and here.remembered(third, other)
     assert heard == [f"session:{first}", f"account:{account}"]
 
 
@@ -67,7 +68,7 @@ def test_announcements_heard_from_another_process_are_applied(store: PostgresSes
     here.listen(lambda: iter([f"session:{dropped}", "nonsense:x", "session:not-a-uuid"]))
     # Subscribing forgets everything (what was announced before is unknown); then the
     # announcements apply, and ones it cannot read are skipped.
-    assert not here.remembered(kept)
+    assert not here.remembered(kept, account)
     here.is_active(kept, account)
     here.listen(lambda: iter([f"account:{account}"]))
-    assert not here.remembered(kept)
+    assert not here.remembered(kept, account)

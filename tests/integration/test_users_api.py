@@ -96,7 +96,7 @@ def test_nobody_raises_their_own_role(
     client: httpx.Client, admin: User, student: User,
 ) -> None:
     r = client.put(f"/api/users/{admin.id}/", headers=admin.headers, json={"role": "superadmin"})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "CANNOT_CHANGE_OWN_ROLE"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "CANNOT_MANAGE_SELF"
     r = client.put(f"/api/users/{student.id}/", headers=student.headers, json={"role": "admin"})
     assert r.status_code == 403
 

@@ -77,7 +77,9 @@ def client_ip(request: Request) -> str:
 
 
 @router.post("/register/", status_code=status.HTTP_201_CREATED, response_model=RegisteredOut)
-def register(body: RegisterIn, c: ContainerDep, response: Response) -> RegisteredOut:
+def register(body: RegisterIn, c: ContainerDep, request: Request,
+             response: Response) -> RegisteredOut:
+    c.auth.limit_registrations(client_ip(request))
     result = c.accounts.register_student(body.email, body.name, body.password, body.track)
     response.headers["X-Position"] = str(result.position)
     return RegisteredOut(

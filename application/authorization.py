@@ -1,0 +1,71 @@
+"""Who may do what: the one place the application asks before it acts.
+
+Routers authenticate and pass the principal on; every rule about roles, ownership and
+paid access is here, so a rule is written once and a change to it is made once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from application.eventstore import EventStore
+from domain.errors import Forbidden, PaymentRequired
+from domain.roles import PRIVILEGED_ROLES, Role
+from domain.students import Student
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated user a command is issued by."""
+
+    id: UUID
+    role: Role
+
+
+# Auditors and analysts read; of all commands they may only end or renew their own session
+# and change or reset their own password (those do not pass through here).
+READ_ONLY_ROLES = frozenset({Role.AUDITOR, Role.ANALYST})
+
+
+def is_read_only(role: Role) -> bool:
+    return role in READ_ONLY_ROLES
+
+
+def require_may_change(actor: Actor) -> None:
+    """Refuse any change of state by a read-only role."""
+    if is_read_only(actor.role):
+        raise Forbidden("Auditors and analysts change nothing", code="READ_ONLY_ROLE")
+
+
+def require_may_manage(actor: Actor, target_id: UUID, target_role: Role) -> None:
+    """An administrator manages accounts; only a superadmin touches an administrator's or a
+    superadmin's account, and nobody manages their own account this way (they use their
+    profile), so nobody can deactivate or demote the last superadmin by themselves."""
+    if actor.role not in PRIVILEGED_ROLES:
+        raise Forbidden("Administrators only", code="PERMISSION_DENIED")
+    if target_id == actor.id:
+        raise Forbidden("Change your own account through your profile",
+                        code="CANNOT_MANAGE_SELF")
+    if target_role in PRIVILEGED_ROLES and actor.role is not Role.SUPERADMIN:
+        raise Forbidden("Only a superadmin changes an administrator or a superadmin",
+                        code="SUPERADMIN_REQUIRED")
+
+
+class PaidAccess:
+    """A student acts on their track's content (progress, submissions and their files, the
+    workspace) only while the track is paid for, when enrolment requires payment; a refund
+    closes it for every one of those actions at once."""
+
+    def __init__(self, store: EventStore, required: bool) -> None:
+        self.store = store
+        self.required = required
+
+    def student(self, actor: Actor) -> Student:
+        """The acting student, refused unless a student whose access is open."""
+        student = self.store.find(Student, Student.id_for(actor.id))
+        if student is None or actor.role is not Role.STUDENT:
+            raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
+        if self.required and student.paid_by is None:
+            raise PaymentRequired("Enrol in your track first: its projects open once paid")
+        return student
