@@ -8,10 +8,9 @@ COPY application ./application
 COPY projections ./projections
 COPY interfaces ./interfaces
 COPY infrastructure ./infrastructure
-COPY data ./data
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 apranova \
     && mkdir -p /var/lib/apranova && chown apranova /var/lib/apranova
-ENV APRANOVA_CURRICULUM_FILE=/app/data/curriculum.toml APRANOVA_DATA_DIR=/var/lib/apranova
+ENV APRANOVA_DATA_DIR=/var/lib/apranova
 USER apranova
 EXPOSE 8000
 ENTRYPOINT ["apranova"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPOSITORY_DATA = Path(__file__).resolve().parent.parent / "data"
+# The curriculum and the question bank ship inside the package, so an installed copy (a
+# wheel, the image) finds them wherever it runs from.
+CONTENT = Path(str(resources.files("infrastructure").joinpath("content")))
 
 
 class Settings(BaseSettings):
@@ -46,14 +49,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     # The curriculum data file; loaded at start and recorded as a new version if it changed.
-    curriculum_file: Path = REPOSITORY_DATA / "curriculum.toml"
+    curriculum_file: Path = CONTENT / "curriculum.toml"
     slack_webhook_url: str | None = None
 
     # Quiz generation: Gemini when a key is set, else the offline question bank.
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
-    question_bank_file: Path = REPOSITORY_DATA / "question_bank.toml"
+    question_bank_file: Path = CONTENT / "question_bank.toml"
 
     # Payments: Stripe when a secret key is set. Prices per track, in the currency's
     # smallest unit; the client never chooses them.

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from domain.roles import Role
-from infrastructure.settings import REPOSITORY_DATA
+from infrastructure.settings import CONTENT
 from tests.conftest import (
     Mailbox,
     Receiver,
@@ -342,7 +342,7 @@ def test_a_revision_is_a_new_version_and_started_students_keep_theirs(
     s1 = team["s1"]
     assert progress(client, s1, "start", P1).status_code == 200
     before = catalog_project(client, s1, P1)
-    with (REPOSITORY_DATA / "curriculum.toml").open("rb") as f:
+    with (CONTENT / "curriculum.toml").open("rb") as f:
         revised = copy.deepcopy(tomllib.load(f))
     project = revised["tracks"][0]["projects"][0]
     project["steps"].append({"number": len(project["steps"]) + 1, "title": "Peer review",

@@ -19,7 +19,7 @@ from domain.quizzes import question_problems
 from domain.roles import Role
 from infrastructure.gemini import GeminiGenerator
 from infrastructure.question_bank import QuestionBankGenerator
-from infrastructure.settings import REPOSITORY_DATA
+from infrastructure.settings import CONTENT
 from tests.conftest import (
     Mailbox,
     Server,
@@ -45,7 +45,7 @@ def request(n: int = 5, prompt: str = "SQL joins and aggregation", track: str | 
 
 
 def test_offline_bank_draws_valid_relevant_questions() -> None:
-    bank = QuestionBankGenerator(REPOSITORY_DATA / "question_bank.toml")
+    bank = QuestionBankGenerator(CONTENT / "question_bank.toml")
     req = request(12)
     result = bank.generate(req)
     assert len(result.questions) == 12
@@ -59,7 +59,7 @@ def test_offline_bank_draws_valid_relevant_questions() -> None:
 
 
 def test_offline_bank_matches_meaningful_words_not_and_or_the() -> None:
-    bank = QuestionBankGenerator(REPOSITORY_DATA / "question_bank.toml")
+    bank = QuestionBankGenerator(CONTENT / "question_bank.toml")
     result = bank.generate(request(5, "JavaScript and the async functions", "FSD"))
     assert result.provenance["topics"] == ["javascript-fundamentals"]
 
@@ -80,7 +80,7 @@ def test_generated_options_are_stored_in_no_telling_order(
 
 
 def test_offline_bank_refuses_more_than_it_has() -> None:
-    bank = QuestionBankGenerator(REPOSITORY_DATA / "question_bank.toml")
+    bank = QuestionBankGenerator(CONTENT / "question_bank.toml")
     with pytest.raises(GenerationError) as error:
         bank.generate(request(500))
     assert "only" in error.value.reason
