@@ -12,7 +12,6 @@ import jwt
 
 from application.auth import Unauthenticated
 from application.ports import RefreshClaims, TokenPair
-from domain.errors import Invalid
 
 ALGORITHM = "HS256"
 ACCESS = "access"
@@ -114,4 +113,5 @@ class JwtTokens:
             claims = self._decode(state, STATE)
             return UUID(str(claims["sub"]))
         except (Unauthenticated, ValueError):
-            raise Invalid("The OAuth state is invalid or expired", code="INVALID_STATE") from None
+            raise Unauthenticated("The OAuth state is invalid or expired",
+                                  code="INVALID_STATE") from None

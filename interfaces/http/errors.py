@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from application.auth import RateLimited, Unauthenticated
 from domain.errors import (
@@ -67,11 +68,23 @@ def _validation_details(exc: RequestValidationError) -> tuple[int, str, dict[str
         if err.get("type") == "json_invalid":
             return 400, "MALFORMED_JSON", {"body": ["Request body is not valid JSON"]}
         location = [str(part) for part in err.get("loc", ()) if part != "body"]
+        if err.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+            # A body whose fields follow from one of them (its tag): name that field.
+            location.append(str(err.get("ctx", {}).get("discriminator", "")).strip("'"))
         message = str(err.get("msg", "Invalid value"))
         if err.get("type") == "extra_forbidden":
             message = "Unknown field"
         details.setdefault(".".join(location) or "body", []).append(message)
     return 422, "VALIDATION_ERROR", details
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__NONE__"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -92,10 +105,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(status, code, message, details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "ERROR")
-        return error_response(exc.status_code, code, str(exc.detail),
-                              headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The framework names the methods of the first route that matched the path;
+            # Allow must name every method the path answers.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(AggregateNotFoundError)
     async def not_found(_: Request, exc: AggregateNotFoundError) -> JSONResponse:

@@ -143,7 +143,7 @@ class Metrics:
         finally:
             route: Any = scope.get("route")
             # Label by route template, not raw path, so ids don't explode the series count.
-            name = getattr(route, "path", "unmatched")
+            name = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             method = scope.get("method", "")
             REQUESTS.labels(method, name, str(status)).inc()
             LATENCY.labels(method, name).observe(time.perf_counter() - started)

@@ -18,6 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
@@ -64,18 +65,31 @@ def error_statuses(route: APIRoute) -> set[int]:
     statuses = {400, 404, 422, 503}
     writes = bool((route.methods or set()) - {"GET", "HEAD"})
     if _depends_on(route.dependant, principal):
-        statuses |= {401, 403}
+        statuses |= {401, 403, 409}
     if writes:
         statuses |= {409, 413}
         if route.path.startswith(PAID_PREFIXES):
             statuses.add(402)
-    if route.path.startswith("/api/auth/"):
-        statuses.add(429)
+    if route.path.startswith("/api/auth/") or route.path.endswith("/callback/"):
+        statuses |= {401, 429}
     return statuses
+
+
+def _typed_path(path: str, endpoint: Callable[..., Any]) -> str:
+    """The path with `:uuid` on every UUID parameter, so a literal path beside it
+    ("/api/users/profile/" next to "/api/users/{user_id}/") is never taken for an id: a
+    method that path does not answer is then a 405, not a 422 about the id."""
+    hints = inspect.signature(endpoint).parameters
+    for name, parameter in hints.items():
+        annotation = parameter.annotation
+        if annotation in (UUID, "UUID") and "{" + name + "}" in path:
+            path = path.replace("{" + name + "}", "{" + name + ":uuid}")
+    return path
 
 
 class Router(APIRouter):
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        path = _typed_path(path, endpoint)
         endpoint = one_trip(endpoint)
         super().add_api_route(path, endpoint, **kwargs)
         route = self.routes[-1]

@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails
 
-from domain.accounts import MAX_NAME_LENGTH
-from domain.text import first_problem, line_problem
+from domain.accounts import MAX_NAME_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from domain.text import first_problem
 
 
 class Body(BaseModel):
     """Request bodies reject unknown fields instead of silently ignoring them, and any
-    text (in any field, nested lists and maps, keys included) that cannot be stored."""
+    text (in any field, nested lists and maps, keys included) that cannot be stored.
+    Text is kept exactly as sent, and a JSON value must have the type the schema says
+    (no 0 for false, no "5" for 5): what the OpenAPI document accepts is what is accepted."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        wrong: list[InitErrorDetails] = []
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            value = data.get(key)
+            kinds = set(get_args(field.annotation) or (field.annotation,))
+            if bool in kinds and int not in kinds and value is not None and (
+                    not isinstance(value, bool)):
+                wrong.append(InitErrorDetails(type="bool_type", loc=(key,), input=value))
+            if int in kinds and bool not in kinds and isinstance(value, bool | str):
+                wrong.append(InitErrorDetails(type="int_type", loc=(key,), input=value))
+        if wrong:  # reported at each field, as the framework's own type errors are
+            raise ValidationError.from_exception_data(cls.__name__, wrong)
+        return data
 
     @field_validator("*", mode="after")
     @classmethod
@@ -36,18 +59,16 @@ class Body(BaseModel):
         return value
 
 
-def _one_line(value: str) -> str:
-    if reason := line_problem(value):
-        raise ValueError(reason)
-    return value
-
-
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
-                 AfterValidator(_one_line)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200),
-                  AfterValidator(_one_line)]
+# A name or a title: one line holding something visible, no control characters (the same
+# rule as domain.text.line_problem, written so the OpenAPI document states it).
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH,
+                                        pattern=ONE_LINE)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ONE_LINE)]
 # Bounded so hashing a huge input can't be used to burn CPU; the policy has its own rule.
-Password = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=False)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH,
+                                               max_length=MAX_PASSWORD_LENGTH)]
 Email = Annotated[EmailStr, Field(max_length=254)]
 Reason = Annotated[str, StringConstraints(max_length=500)]
 

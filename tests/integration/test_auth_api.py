@@ -200,7 +200,7 @@ def test_password_reset_changes_the_password_and_ends_sessions(
     key = _key(mailbox, user.email, "Reset your", r"^([A-Za-z0-9_-]{40,})\r?$")
     weak = client.post("/api/auth/password/reset/confirm/",
                        json={"token": key, "new_password": "short"})
-    assert weak.status_code == 422 and weak.json()["error"]["code"] == "WEAK_PASSWORD"
+    assert weak.status_code == 422 and "new_password" in weak.json()["error"]["details"]
     r = client.post("/api/auth/password/reset/confirm/",
                     json={"token": key, "new_password": "a brand new passphrase"})
     assert r.status_code == 200, r.text

@@ -86,7 +86,7 @@ def test_missing_fields(client: httpx.Client, admin: User, endpoint: tuple[Any, 
         partial = {k: v for k, v in body.items() if k != field}
         r = client.request(method, path, json=partial, headers=admin.headers)
         assert_envelope(r, 422, "VALIDATION_ERROR")
-        assert field in r.json()["error"]["details"]
+        assert _names(r.json()["error"]["details"], field)
 
 
 @pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=ids)
@@ -96,7 +96,7 @@ def test_wrong_types(client: httpx.Client, admin: User, endpoint: tuple[Any, ...
         r = client.request(method, path, json={**body, field: {"nested": [1, 2]}},
                            headers=admin.headers)
         assert_envelope(r, 422, "VALIDATION_ERROR")
-        assert field in r.json()["error"]["details"]
+        assert _names(r.json()["error"]["details"], field)
 
 
 @pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=ids)
@@ -106,7 +106,9 @@ def test_unknown_fields_are_rejected(
     method, path, body, _ = endpoint
     r = client.request(method, path, json={**body, "is_superuser": True}, headers=admin.headers)
     assert_envelope(r, 422, "VALIDATION_ERROR")
-    assert r.json()["error"]["details"]["is_superuser"] == ["Unknown field"]
+    details = r.json()["error"]["details"]
+    assert [v for k, v in details.items() if _names({k: v}, "is_superuser")] == [
+        ["Unknown field"]]
 
 
 @pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=ids)
@@ -152,7 +154,18 @@ def test_overlong_strings_are_validation_errors(client: httpx.Client) -> None:
     assert_envelope(r, 422, "VALIDATION_ERROR")
     r = client.post("/api/auth/register/", json={
         "email": unique_email(), "password": "short", "name": "n", "track": "DP"})
+    assert_envelope(r, 422, "VALIDATION_ERROR")
+    assert "password" in r.json()["error"]["details"]
+    email = unique_email()
+    r = client.post("/api/auth/register/", json={
+        "email": email, "password": email, "name": "n", "track": "DP"})
     assert_envelope(r, 422, "WEAK_PASSWORD")
+
+
+def _names(details: dict[str, Any], field: str) -> bool:
+    """The error details name the field (a body with variants names it after the variant:
+    `start.project_id`)."""
+    return any(key == field or key.endswith(f".{field}") for key in details)
 
 
 def _forge(payload: dict[str, Any], header: dict[str, Any]) -> str:
@@ -223,8 +236,9 @@ def test_bad_input_to_the_reads_that_join_models(client: httpx.Client, admin: Us
     for path in ("/api/quiz/quizzes/", "/api/curriculum/progress/me/"):
         r = client.get(path, headers={**student.headers, "X-Position": "abc"})
         assert_envelope(r, 422, "VALIDATION_ERROR")
+    # An id that is not a UUID names no resource.
     assert_envelope(client.get("/api/quiz/quizzes/not-a-uuid/statistics/",
-                               headers=admin.headers), 422, "VALIDATION_ERROR")
+                               headers=admin.headers), 404, "NOT_FOUND")
     assert_envelope(client.get(f"/api/quiz/quizzes/{ANY_ID}/statistics/",
                                headers=admin.headers), 404)
     assert_envelope(client.get(f"/api/quiz/attempts/{ANY_ID}/", headers=student.headers), 404)

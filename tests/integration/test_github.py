@@ -143,7 +143,7 @@ def test_bad_state_is_refused(github: tuple[Server, HTTPServer, list[dict[str, A
                                  "test-secret-" + "x" * 40, algorithm="HS256"),
            "garbage": "not-a-state"}[state]
     r = c.get("/api/users/github/callback/", params={"code": "good-code", "state": bad})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "INVALID_STATE"
+    assert r.status_code == 401 and r.json()["error"]["code"] == "INVALID_STATE"
     assert c.get("/api/users/github/callback/", params={"state": good}).status_code == 422
 
 
@@ -199,4 +199,4 @@ def test_webhook_signatures_and_unknown_repositories(
 def test_github_not_configured_is_a_clear_answer(client: httpx.Client, student: User) -> None:
     r = client.get("/api/users/github/connect/", headers=student.headers)
     assert r.status_code == 409 and r.json()["error"]["code"] == "GITHUB_NOT_CONFIGURED"
-    assert client.post("/api/github/webhook/", content=b"{}").status_code == 503
+    assert client.post("/api/github/webhook/", content=b"{}").status_code == 409

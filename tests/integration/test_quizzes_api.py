@@ -258,10 +258,12 @@ def test_another_student_reading_an_overdue_attempt_neither_sees_nor_submits_it(
 def test_reading_and_starting_attempts_refuse_malformed_input(
     client: httpx.Client, student: User,
 ) -> None:
+    # An id that is not a UUID names no resource.
     for r in (client.get("/api/quiz/attempts/not-a-uuid/", headers=student.headers),
-              client.post("/api/quiz/quizzes/not-a-uuid/start/", headers=student.headers),
-              client.get("/api/quiz/attempts/00000000-0000-4000-8000-000000000009/",
-                         headers={**student.headers, "X-Position": "soon"})):
+              client.post("/api/quiz/quizzes/not-a-uuid/start/", headers=student.headers)):
+        assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+    for r in (client.get("/api/quiz/attempts/00000000-0000-4000-8000-000000000009/",
+                         headers={**student.headers, "X-Position": "soon"}),):
         assert r.status_code == 422
         assert r.json()["status"] == "error"
         assert r.json()["error"]["code"] == "VALIDATION_ERROR"

@@ -165,7 +165,7 @@ def test_unknown_user_ids_are_404(client: httpx.Client, admin: User) -> None:
     assert client.get(f"/api/users/{missing}/", headers=admin.headers).status_code == 404
     r = client.put(f"/api/users/{missing}/", headers=admin.headers, json={"name": "x"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
-    assert client.get("/api/users/not-a-uuid/", headers=admin.headers).status_code == 422
+    assert client.get("/api/users/not-a-uuid/", headers=admin.headers).status_code == 404
 
 
 def test_assign_trainer_moves_students_and_updates_loads(

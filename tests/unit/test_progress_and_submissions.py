@@ -140,9 +140,9 @@ def test_deliverable_kinds() -> None:
 def test_the_shipped_curriculum_parses_and_bad_content_is_refused() -> None:
     import tomllib
 
-    from infrastructure.settings import REPOSITORY_DATA
+    from infrastructure.settings import CONTENT
 
-    with (REPOSITORY_DATA / "curriculum.toml").open("rb") as f:
+    with (CONTENT / "curriculum.toml").open("rb") as f:
         content = Content.parse(tomllib.load(f))
     assert [len(t.projects) for t in content.tracks] == [10, 10]
     for broken in ({}, {"tracks": [{"code": "DP", "name": "x", "projects": [{"slug": "BAD"}]}]}):

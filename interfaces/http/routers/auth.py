@@ -10,7 +10,7 @@ from pydantic import BaseModel, StringConstraints
 from domain.roles import Track
 from interfaces.http.dependencies import ContainerDep, PrincipalDep
 from interfaces.http.routing import Router
-from interfaces.http.schemas import Body, Detail, Email, Name, Password
+from interfaces.http.schemas import Body, Detail, Email, Name, NewPassword, Password
 
 router = Router(prefix="/api/auth", tags=["auth"])
 
@@ -19,7 +19,7 @@ Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 class RegisterIn(Body):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name
     track: Track
     # Self-registration always makes a student; any other role is refused, not ignored.
@@ -69,7 +69,7 @@ class ResetIn(Body):
 
 class ResetConfirmIn(Body):
     token: Token
-    new_password: Password
+    new_password: NewPassword
 
 
 def client_ip(request: Request) -> str:

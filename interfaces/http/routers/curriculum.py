@@ -10,7 +10,7 @@ from fastapi import Depends, File, Path, Query, Request, Response, UploadFile, s
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from domain.errors import Forbidden, Invalid, NotFound
+from domain.errors import Forbidden, NotFound
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
@@ -28,7 +28,8 @@ Pages = Annotated[PageParams, Depends(page_params)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{2,80}$")]
 SlugPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,80}$")]
 KeyPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
-DeliverableKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+DELIVERABLE_KEY = r"^[a-z][a-z0-9_]{0,40}$"
+DeliverableKey = Annotated[str, StringConstraints(pattern=DELIVERABLE_KEY)]
 DeliverableValue = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
 
@@ -75,10 +76,19 @@ class TrackDetailOut(TrackOut):
     projects: list[ProjectOut]
 
 
-class ProgressIn(Body):
+class StartIn(Body):
     project_id: Slug
-    action: Literal["start", "complete_step", "uncomplete_step"]
-    step: int | None = Field(default=None, ge=1, le=1000)
+    action: Literal["start"]
+
+
+class StepIn(Body):
+    project_id: Slug
+    action: Literal["complete_step", "uncomplete_step"]
+    step: int = Field(ge=1, le=1000)
+
+
+# Which fields a progress command needs follows from its action; the schema says so.
+ProgressIn = Annotated[StartIn | StepIn, Field(discriminator="action")]
 
 
 class ProjectProgressOut(BaseModel):
@@ -105,15 +115,17 @@ class MyProgressOut(BaseModel):
 
 class SubmissionIn(Body):
     project_id: Slug
-    deliverables: dict[DeliverableKey, DeliverableValue] = Field(default_factory=dict,
-                                                                 max_length=20)
+    deliverables: dict[DeliverableKey, DeliverableValue] = Field(
+        default_factory=dict, max_length=20,
+        json_schema_extra={"propertyNames": {"pattern": DELIVERABLE_KEY}})
     submit: bool = False
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 
 class SubmissionUpdateIn(Body):
-    deliverables: dict[DeliverableKey, DeliverableValue] = Field(default_factory=dict,
-                                                                 max_length=20)
+    deliverables: dict[DeliverableKey, DeliverableValue] = Field(
+        default_factory=dict, max_length=20,
+        json_schema_extra={"propertyNames": {"pattern": DELIVERABLE_KEY}})
     submit: bool = False
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
 
@@ -250,12 +262,9 @@ def my_progress(p: PrincipalDep, c: ContainerDep, position: Position) -> MyProgr
 
 @router.post("/progress/", response_model=MyProgressOut)
 def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Response:
-    if body.action == "start":
+    if isinstance(body, StartIn):
         position = c.curriculum.start_project(p.actor, body.project_id)
     else:
-        if body.step is None:
-            raise Invalid("Invalid input data", code="VALIDATION_ERROR",
-                          step=["Field required"])
         position = c.curriculum.set_step(p.actor, body.project_id, body.step,
                                          body.action == "complete_step")
     return _after(c, c.progress, position, lambda: _my_progress(c, p))

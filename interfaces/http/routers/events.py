@@ -41,7 +41,6 @@ async def events(
     request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100,
     types: Annotated[str | None, Query(max_length=2000, description=(
         "Comma-separated CloudEvents types, e.g. apranova.quiz.Published"))] = None,
-    accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
     max_seconds: Annotated[float, Query(gt=0, le=3600, description=(
         "How long a live tail stays open"))] = 3600,
@@ -49,7 +48,8 @@ async def events(
     """CloudEvents 1.0 after a position. With `Accept: text/event-stream`, a live tail that
     resumes after `Last-Event-ID`."""
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
-    if accept and "text/event-stream" in accept:
+    # Content negotiation on Accept, which every client sends anyway (not a parameter).
+    if "text/event-stream" in request.headers.get("accept", ""):
         start = last_event_id if last_event_id is not None else after
         return StreamingResponse(_tail(request, c, start, wanted, max_seconds),
                                  media_type="text/event-stream",

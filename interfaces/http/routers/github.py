@@ -52,7 +52,7 @@ async def webhook(
     """Pull-request events: signature checked on the raw body, deliveries deduplicated."""
     secret = c.settings.github_webhook_secret
     if secret is None:
-        return error_response(503, "GITHUB_NOT_CONFIGURED", "No webhook secret configured")
+        return error_response(409, "GITHUB_NOT_CONFIGURED", "No webhook secret configured")
     body = await request.body()
     if not github_signature_valid(body, x_hub_signature_256, secret.get_secret_value()):
         return error_response(401, "WEBHOOK_SIGNATURE_INVALID", "Bad X-Hub-Signature-256")

@@ -105,7 +105,7 @@ async def stripe_webhook(
     by event id. Answers 2xx once the outcome is stored."""
     secret = c.settings.stripe_webhook_secret
     if secret is None:
-        return error_response(503, "PAYMENTS_NOT_CONFIGURED", "No webhook secret configured")
+        return error_response(409, "PAYMENTS_NOT_CONFIGURED", "No webhook secret configured")
     payload = await request.body()
     try:
         event = verify_stripe_event(payload, stripe_signature, secret.get_secret_value(),
@@ -123,8 +123,8 @@ async def stripe_webhook(
     return ReceivedOut(received=True)
 
 
-# The convertor keeps "webhook" from matching as an id, so a GET there is a 405.
-@router.get("/{payment_id:uuid}/", response_model=PaymentOut)
+# (routing.py types the id, so "webhook" is not taken for one: a GET there is a 405.)
+@router.get("/{payment_id}/", response_model=PaymentOut)
 def get_payment(payment_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                 ) -> PaymentOut:
     c.payment_views.wait_for(position, c.settings.read_wait_seconds)

@@ -22,7 +22,7 @@ from interfaces.http.dependencies import (
 )
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
-from interfaces.http.schemas import Body, Email, Name, Password, Reason, UserOut
+from interfaces.http.schemas import Body, Email, Name, NewPassword, Reason, UserOut
 
 router = Router(prefix="/api/users", tags=["users"])
 
@@ -37,7 +37,7 @@ class ProfileIn(Body):
 
 class CreateUserIn(Body):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name
     role: Role
     track: Track | None = None
