@@ -54,7 +54,23 @@ class Pseudonymiser:
         return f"p-{digest[:24]}"
 
     def data(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {k: (self(v) if k in PERSON_FIELDS else v)
+        """The event's data with people's ids pseudonymised, also where a value is made
+        from one (a workspace's container is named after its student)."""
+        people = {str(v): str(self(v)) for k, v in data.items()
+                  if k in PERSON_FIELDS and v is not None}
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, str):
+                for raw, pseudonym in people.items():
+                    value = value.replace(raw, pseudonym)
+                return value
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [clean(v) for v in value]
+            return value
+
+        return {k: (self(v) if k in PERSON_FIELDS else clean(v))
                 for k, v in data.items() if k not in DROPPED_FIELDS}
 
 

@@ -322,3 +322,18 @@ def test_rebuild_and_verify_after_a_mixed_workload(
             assert first_seq == (6,)
             emails = {st.email for st in students}
             assert not any(e in jsonl.read_text() for e in emails)
+
+
+def test_no_value_in_the_stream_carries_a_raw_person_id(
+    server: Server, client: httpx.Client, admin: User,
+) -> None:
+    student = register_student(client)
+    # A workspace is named after its student: the name must not give the id away.
+    r = client.post("/api/users/workspace/create/", headers=student.headers)
+    assert r.status_code in (200, 202), r.text
+    after = int(r.headers["X-Position"]) - 5
+    page = client.get("/api/events/", headers=admin.headers,
+                      params={"after": after, "limit": 1000}).json()["results"]
+    opened = [e for e in page if e["type"].startswith("apranova.workspace.")]
+    assert opened and any("container_name" in e["data"] for e in opened)
+    assert student.id not in json.dumps(page)
