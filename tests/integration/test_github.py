@@ -167,11 +167,13 @@ def test_starting_a_project_creates_the_repository_and_prs_are_recorded(
     assert send(c, pull_request("opened"), delivery).status_code == 200
     assert send(c, pull_request("opened"), delivery).json()["duplicate"] is True
     assert send(c, pull_request("synchronize")).status_code == 200
-    assert send(c, pull_request("closed", merged=True)).status_code == 200
-    listed = c.get("/api/curriculum/submissions/", headers=student.headers).json()["results"]
+    merged = send(c, pull_request("closed", merged=True))
+    assert merged.status_code == 200
+    # Read at the position the last delivery returned: nothing reads before it lands.
+    at = {**student.headers, "X-Position": merged.headers["X-Position"]}
+    listed = c.get("/api/curriculum/submissions/", headers=at).json()["results"]
     [submission] = [s for s in listed if s["project_id"] == P1]
-    detail = c.get(f"/api/curriculum/submissions/{submission['id']}/",
-                   headers=student.headers).json()
+    detail = c.get(f"/api/curriculum/submissions/{submission['id']}/", headers=at).json()
     assert detail["pull_requests"]["7"]["state"] == "merged"
     # A merge approves nothing by itself.
     assert detail["status"] == "draft"

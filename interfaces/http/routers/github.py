@@ -44,7 +44,7 @@ def callback(c: ContainerDep, response: Response,
 @router.post("/api/github/webhook/", response_model=ReceivedOut,
              responses={401: {"model": ErrorOut, "description": "Bad signature"}})
 async def webhook(
-    request: Request, c: ContainerDep,
+    request: Request, c: ContainerDep, response: Response,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
     x_github_event: Annotated[str | None, Header(max_length=100)] = None,
     x_github_delivery: Annotated[str | None, Header(max_length=200)] = None,
@@ -65,8 +65,11 @@ async def webhook(
         return error_response(400, "MALFORMED_WEBHOOK", "The body is not a JSON object")
     if await run_in_threadpool(c.webhooks.handled, "github", x_github_delivery):
         return ReceivedOut(received=True, duplicate=True)
+    position = 0
     if x_github_event == "pull_request":
-        await run_in_threadpool(c.github.record_pull_request, x_github_delivery, action,
-                                payload)
+        position = await run_in_threadpool(c.github.record_pull_request, x_github_delivery,
+                                           action, payload)
+    # The position lets a reader of the submission see this delivery (0: nothing changed).
+    response.headers["X-Position"] = str(position)
     await run_in_threadpool(c.webhooks.mark, "github", x_github_delivery, x_github_event)
     return ReceivedOut(received=True)
