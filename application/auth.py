@@ -18,7 +18,7 @@ from application.ports import (
     TokenPair,
 )
 from domain.accounts import Account, EmailClaim, check_password_policy, normalise_email
-from domain.errors import DomainError, Forbidden
+from domain.errors import DomainError, Forbidden, Gone
 from domain.students import Student
 
 VERIFY_EMAIL = "verify_email"
@@ -150,8 +150,7 @@ class AuthCommands:
     def verify_email(self, key: str) -> int:
         account_id = self.one_time.consume(key, VERIFY_EMAIL)
         if account_id is None:
-            raise Unauthenticated("The verification link is invalid or expired",
-                                  code="INVALID_OR_EXPIRED_KEY")
+            raise Gone("The verification link is invalid, used or expired")
 
         def command() -> int:
             account = self.store.load(Account, account_id, "User")
@@ -193,8 +192,7 @@ class AuthCommands:
             check_password_policy(new_password, self.store.load(Account, owner, "User").email)
         account_id = self.one_time.consume(key, PASSWORD_RESET)
         if account_id is None:
-            raise Unauthenticated("The reset link is invalid or expired",
-                                  code="INVALID_OR_EXPIRED_KEY")
+            raise Gone("The reset link is invalid, used or expired")
         self.credentials.set_password_hash(account_id, self.hasher.hash(new_password))
         self.sessions.revoke_all(account_id)
 

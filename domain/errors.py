@@ -30,6 +30,12 @@ class Forbidden(DomainError):
     code = "FORBIDDEN"
 
 
+class Gone(DomainError):
+    """A one-time link that was used, has expired or never existed (HTTP 410)."""
+
+    code = "INVALID_OR_EXPIRED_KEY"
+
+
 class Invalid(DomainError):
     """The command is well-formed but its values break a rule (HTTP 422)."""
 

@@ -319,12 +319,24 @@ def create_admin(
     role: Annotated[str, typer.Option(help="superadmin or admin.")] = Role.SUPERADMIN.value,
     data_dir: DataDir = None,
 ) -> None:
-    """Create an administrator account (the first one has to come from here)."""
+    """Create a superadmin (or, with --role admin, an administrator): the first one has
+    to come from here."""
     from domain.errors import DomainError
     from infrastructure.bootstrap import build
 
     if role not in (Role.SUPERADMIN.value, Role.ADMIN.value):
         raise typer.BadParameter("role must be superadmin or admin", param_hint="--role")
+    # The same rules as the API's, so the account made here can log in there.
+    from pydantic import TypeAdapter, ValidationError
+
+    from interfaces.http.schemas import Email, Name, NewPassword
+
+    for value, kind, hint in ((email, Email, "--email"), (name, Name, "--name"),
+                              (password, NewPassword, "--password")):
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError as error:
+            raise typer.BadParameter(error.errors()[0]["msg"], param_hint=hint) from None
     container = build(_settings(data_dir))
     try:
         result = container.accounts.create_administrator(email, name, password, Role(role))

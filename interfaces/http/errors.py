@@ -25,6 +25,7 @@ from domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    Gone,
     Invalid,
     NotFound,
     PaymentRequired,
@@ -37,14 +38,14 @@ log = logging.getLogger("apranova.http")
 STATUS_CODES = {
     400: "BAD_REQUEST", 401: "NOT_AUTHENTICATED", 402: "PAYMENT_REQUIRED",
     403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT",
+    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",
     413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
     429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
 }
 
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (Unauthenticated, 401), (RateLimited, 429), (NotFound, 404), (Forbidden, 403),
-    (Conflict, 409), (TooLarge, 413), (Invalid, 422), (PaymentRequired, 402),
+    (Conflict, 409), (TooLarge, 413), (Invalid, 422), (PaymentRequired, 402), (Gone, 410),
 )
 
 UNAVAILABLE = (

@@ -134,6 +134,12 @@ def test_create_admin_against_the_running_embedded_stack(served: tuple[str, Path
     again = subprocess.run([*APRANOVA, "create-admin", "--email", email, "--name", "Root"],
                            env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "EMAIL_TAKEN" in again.stderr
+    # An account that could never log in is not made: the API's rules apply here too.
+    for flag, value in (("--email", "not-an-email"), ("--name", "a\x01b")):
+        args = {"--email": unique_email("admin"), "--name": "Root", flag: value}
+        bad = subprocess.run([*APRANOVA, "create-admin", *[x for kv in args.items() for x in kv]],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and f"Invalid value for {flag}" in bad.stderr, bad.stderr
 
 
 @pytest.mark.parametrize("command", [
