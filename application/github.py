@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from application.accounts import Actor
+from application.auth import Unauthenticated
 from application.eventstore import EventStore, retry_on_conflict
-from application.ports import CodeHost, StateSigner, TokenVault
+from application.ports import CodeHost, OneTimeTokens, StateSigner, TokenVault
 from domain.accounts import Account
 from domain.curriculum import Curriculum
 from domain.errors import Conflict
@@ -26,13 +30,22 @@ class GitHubNotConfigured(Conflict):
     code = "GITHUB_NOT_CONFIGURED"
 
 
+STATE_SECONDS = 600
+
+
+def _state_purpose(session_id: UUID) -> str:
+    return f"github-link:{session_id}"
+
+
 class GitHubCommands:
     def __init__(self, store: EventStore, host: CodeHost | None, vault: TokenVault,
+                 one_time: OneTimeTokens,
                  states: StateSigner, client_id: str | None, oauth_base: str,
                  redirect_uri: str) -> None:
         self.store = store
         self.host = host
         self.vault = vault
+        self.one_time = one_time
         self.states = states
         self.client_id = client_id
         self.oauth_base = oauth_base.rstrip("/")
@@ -43,15 +56,28 @@ class GitHubCommands:
             raise GitHubNotConfigured("GitHub is not configured on this server")
         return self.host
 
-    def authorize_url(self, actor: Actor) -> str:
+    def authorize_url(self, actor: Actor, session_id: UUID) -> str:
+        """Where to send the student. The `state` is a one-time secret kept server-side
+        for ten minutes, bound to this account and this session; the flow uses PKCE."""
         self._host()
+        state = self.one_time.issue(actor.id, _state_purpose(session_id), STATE_SECONDS)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(
+            self.states.pkce_verifier(state).encode()).digest()).rstrip(b"=").decode()
         query = urlencode({"client_id": self.client_id, "redirect_uri": self.redirect_uri,
-                           "scope": "repo", "state": self.states.sign_state(actor.id)})
+                           "scope": "repo", "state": state, "code_challenge": challenge,
+                           "code_challenge_method": "S256"})
         return f"{self.oauth_base}/login/oauth/authorize?{query}"
 
-    def complete_link(self, state: str, code: str) -> tuple[str, int]:
-        account_id = self.states.verify_state(state)
-        token, login = self._host().exchange_code(code, self.redirect_uri)
+    def complete_link(self, actor: Actor, session_id: UUID, state: str, code: str
+                      ) -> tuple[str, int]:
+        """Link the account that asked, in the session that asked, once per state."""
+        owner = self.one_time.consume(state, _state_purpose(session_id))
+        if owner is None or owner != actor.id:
+            raise Unauthenticated("The OAuth state is invalid, used, expired or not yours",
+                                  code="INVALID_STATE")
+        account_id = actor.id
+        token, login = self._host().exchange_code(code, self.redirect_uri,
+                                                  self.states.pkce_verifier(state))
         self.vault.store(account_id, login, token)
 
         def command() -> int:

@@ -185,8 +185,9 @@ class HostedRepository:
 
 
 class CodeHost(Protocol):
-    def exchange_code(self, code: str, redirect_uri: str) -> tuple[str, str]:
-        """An OAuth code for (access token, login)."""
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str
+                      ) -> tuple[str, str]:
+        """An OAuth code (and the flow's PKCE verifier) for (access token, login)."""
         ...
 
     def create_from_template(self, token: str, template: str, owner: str,
@@ -202,9 +203,10 @@ class TokenVault(Protocol):
 
 
 class StateSigner(Protocol):
-    def sign_state(self, account_id: UUID) -> str: ...
-
-    def verify_state(self, state: str) -> UUID: ...
+    def pkce_verifier(self, state: str) -> str:
+        """The PKCE code verifier of an OAuth flow, derived from its state with a server
+        secret: nothing to store, and nobody without the secret can compute it."""
+        ...
 
 
 @dataclass(frozen=True)

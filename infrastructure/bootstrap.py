@@ -481,7 +481,7 @@ def build(settings: Settings | None = None) -> Container:
                  if settings.github_client_id and settings.github_client_secret else None)
     workspaces = WorkspaceCommands(store, _runtime(settings), secrets_vault, SystemClock(),
                                    _workspace_policy(settings), access)
-    github_commands = GitHubCommands(store, code_host, secrets_vault, tokens,
+    github_commands = GitHubCommands(store, code_host, secrets_vault, one_time, tokens,
                                      settings.github_client_id, settings.github_oauth_base,
                                      f"{public_url}/api/users/github/callback/")
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),

@@ -27,12 +27,14 @@ class GitHubClient:
         return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": "2022-11-28"}
 
-    def exchange_code(self, code: str, redirect_uri: str) -> tuple[str, str]:
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str
+                      ) -> tuple[str, str]:
         response = httpx.post(f"{self.oauth}/login/oauth/access_token", timeout=self.timeout,
                               headers={"Accept": "application/json"},
                               data={"client_id": self.client_id,
                                     "client_secret": self.client_secret, "code": code,
-                                    "redirect_uri": redirect_uri})
+                                    "redirect_uri": redirect_uri,
+                                    "code_verifier": code_verifier})
         response.raise_for_status()
         token = response.json().get("access_token")
         if not token:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,7 +19,6 @@ from application.ports import RefreshClaims, TokenPair
 ALGORITHM = "HS256"
 ACCESS = "access"
 REFRESH = "refresh"
-STATE = "oauth_state"
 VERIFIED_TOKENS = 4096
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "typ", "sid"]
 
@@ -101,17 +103,7 @@ class JwtTokens:
         except ValueError:
             raise Unauthenticated("Token is invalid", code="TOKEN_INVALID") from None
 
-    def sign_state(self, account_id: UUID) -> str:
-        """An OAuth `state`: signed, bound to the account, valid for ten minutes."""
-        now = int(time.time())
-        return jwt.encode({"sub": str(account_id), "typ": STATE, "iss": self._issuer,
-                           "aud": self._audience, "iat": now, "exp": now + 600,
-                           "jti": self.new_jti(), "sid": "-"}, self._secret, algorithm=ALGORITHM)
-
-    def verify_state(self, state: str) -> UUID:
-        try:
-            claims = self._decode(state, STATE)
-            return UUID(str(claims["sub"]))
-        except (Unauthenticated, ValueError):
-            raise Unauthenticated("The OAuth state is invalid or expired",
-                                  code="INVALID_STATE") from None
+    def pkce_verifier(self, state: str) -> str:
+        digest = hmac.new(self._secret.encode(), f"pkce:{state}".encode(),
+                          hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -5,6 +5,7 @@ The GitHub side is a local pytest-httpserver; nothing leaves the machine.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -23,6 +24,7 @@ from tests.conftest import (
     Mailbox,
     Server,
     User,
+    login,
     make_settings,
     new_database,
     register_student,
@@ -34,13 +36,19 @@ TOKEN = "gho_" + "t" * 36
 P1 = "dp-01-sql-foundations"
 
 
+# The PKCE verifiers GitHub's token endpoint received, in order.
+verifiers: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def github(smtp: tuple[Mailbox, int], tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[Server, HTTPServer, list[dict[str, Any]]]]:
     generated: list[dict[str, Any]] = []
+    verifiers.clear()
     with HTTPServer(host="127.0.0.1") as fake:
         def token(request: Request) -> Response:
             code = request.form.get("code")
+            verifiers.append(request.form.get("code_verifier", ""))
             body = ({"access_token": TOKEN, "token_type": "bearer", "scope": "repo"}
                     if code == "good-code" else {"error": "bad_verification_code"})
             return Response(json.dumps(body), content_type="application/json")
@@ -79,12 +87,18 @@ def c(github: tuple[Server, HTTPServer, list[dict[str, Any]]]) -> Iterator[httpx
         yield client
 
 
-def link(c: httpx.Client, student: User) -> httpx.Response:
+def connect(c: httpx.Client, student: User) -> dict[str, list[str]]:
     url = c.get("/api/users/github/connect/", headers=student.headers).json()["authorize_url"]
     query = parse_qs(urlparse(url).query)
     assert query["client_id"] == ["Iv1.test"] and query["scope"] == ["repo"]
-    return c.get("/api/users/github/callback/",
-                 params={"code": "good-code", "state": query["state"][0]})
+    return query
+
+
+def link(c: httpx.Client, student: User, state: str | None = None) -> httpx.Response:
+    """The frontend that got GitHub's redirect hands code and state on, as the student."""
+    state = state or connect(c, student)["state"][0]
+    return c.get("/api/users/github/callback/", headers=student.headers,
+                 params={"code": "good-code", "state": state})
 
 
 def pull_request(action: str, number: int = 7, merged: bool = False,
@@ -129,22 +143,35 @@ def test_oauth_link_stores_the_token_encrypted_and_never_in_events(
     assert not any(TOKEN.encode() in bytes(row[0]) for row in rows)
 
 
-@pytest.mark.parametrize("state", ["tampered", "expired", "garbage"])
-def test_bad_state_is_refused(github: tuple[Server, HTTPServer, list[dict[str, Any]]],
-                              c: httpx.Client, state: str) -> None:
-    import jwt
-
-    student = register_student(c)
-    url = c.get("/api/users/github/connect/", headers=student.headers).json()["authorize_url"]
-    good = parse_qs(urlparse(url).query)["state"][0]
-    claims = jwt.decode(good, options={"verify_signature": False})
-    bad = {"tampered": good[:-3] + ("aaa" if not good.endswith("aaa") else "bbb"),
-           "expired": jwt.encode({**claims, "exp": int(time.time()) - 5},
-                                 "test-secret-" + "x" * 40, algorithm="HS256"),
-           "garbage": "not-a-state"}[state]
-    r = c.get("/api/users/github/callback/", params={"code": "good-code", "state": bad})
+def test_the_state_is_single_use_bound_to_its_account_and_session_with_pkce(
+    github: tuple[Server, HTTPServer, list[dict[str, Any]]], c: httpx.Client,
+) -> None:
+    a, b = register_student(c), register_student(c)
+    query = connect(c, a)
+    state = query["state"][0]
+    assert query["code_challenge_method"] == ["S256"]
+    # Another student holding A's state, with their own token and code: refused.
+    r = link(c, b, state)
     assert r.status_code == 401 and r.json()["error"]["code"] == "INVALID_STATE"
-    assert c.get("/api/users/github/callback/", params={"state": good}).status_code == 422
+    # A's other session cannot use it either.
+    other_session = login(c, a.email)
+    assert link(c, other_session, connect(c, other_session)["state"][0]).status_code == 200
+    r = link(c, other_session, state)
+    assert r.status_code == 401
+    # Made up: refused; the real one works once, and the verifier matches the challenge.
+    assert link(c, a, "not-a-state").status_code == 401
+    fresh = connect(c, a)
+    before = len(verifiers)
+    assert link(c, a, fresh["state"][0]).status_code == 200
+    verifier = verifiers[before]
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    assert [challenge] == fresh["code_challenge"]
+    r = link(c, a, fresh["state"][0])
+    assert r.status_code == 401 and r.json()["error"]["code"] == "INVALID_STATE"
+    # Without a token the callback is not even tried.
+    assert c.get("/api/users/github/callback/", params={
+        "code": "good-code", "state": connect(c, a)["state"][0]}).status_code == 401
 
 
 def test_starting_a_project_creates_the_repository_and_prs_are_recorded(

@@ -28,15 +28,17 @@ class LinkedOut(BaseModel):
 
 @router.get("/api/users/github/connect/", response_model=ConnectOut)
 def connect(p: PrincipalDep, c: ContainerDep) -> ConnectOut:
-    """Where to send the user to grant access; the `state` in it is signed and expires."""
-    return ConnectOut(authorize_url=c.github.authorize_url(p.actor))
+    """Where to send the user to grant access. The frontend that receives GitHub's redirect
+    calls the callback below with the student's own token: the `state` is single-use,
+    bound to this account and session, and expires in ten minutes."""
+    return ConnectOut(authorize_url=c.github.authorize_url(p.actor, p.session_id))
 
 
 @router.get("/api/users/github/callback/", response_model=LinkedOut)
-def callback(c: ContainerDep, response: Response,
+def callback(p: PrincipalDep, c: ContainerDep, response: Response,
              code: Annotated[str, Query(min_length=1, max_length=200)],
              state: Annotated[str, Query(min_length=1, max_length=2000)]) -> LinkedOut:
-    login, position = c.github.complete_link(state, code)
+    login, position = c.github.complete_link(p.actor, p.session_id, state, code)
     response.headers["X-Position"] = str(position)
     return LinkedOut(github_username=login)
 
