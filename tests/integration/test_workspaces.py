@@ -46,6 +46,9 @@ HTTPD = ["httpd", "-f", "-v", "-p", "127.0.0.1:{port}", "-h", "/workspace"]
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[str]:
+    # A suite stops what it started: an engine that was already running is left running.
+    was_running = subprocess.run(["bash", str(SCRIPTS / "engine.sh"), str(ENGINE_DIR),
+                                  "status"], capture_output=True, timeout=60).returncode == 0
     started = subprocess.run(["bash", str(SCRIPTS / "engine.sh"), str(ENGINE_DIR), "start"],
                              capture_output=True, text=True, timeout=600)
     if started.returncode != 0:
@@ -60,6 +63,10 @@ def engine() -> Iterator[str]:
     for c in client.containers.list(all=True, filters={"label": "apranova.workspace"}):
         c.remove(force=True)
     client.close()
+    if not was_running:
+        stopped = subprocess.run(["bash", str(SCRIPTS / "engine.sh"), str(ENGINE_DIR), "stop"],
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
 
 
 def workspace_settings(engine: str, **extra: Any) -> dict[str, Any]:
