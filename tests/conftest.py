@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -172,6 +173,21 @@ def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def wait_until_ready(url: str, log: Path, process: subprocess.Popen[bytes] | None = None,
+                     timeout: float = 60) -> None:
+    """Wait for a served process's /readyz; fail with its log if it dies or never gets there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process is None or process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
 
 
 def settings_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

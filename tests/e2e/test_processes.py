@@ -22,6 +22,7 @@ from tests.conftest import (
     free_port,
     new_database,
     unique_email,
+    wait_until_ready,
 )
 
 pytestmark = pytest.mark.e2e
@@ -54,15 +55,7 @@ def deployment(
                 env={**env, "APRANOVA_HEARTBEAT_FILE": str(heartbeats[name])}))
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
-                time.sleep(0.2)
+            wait_until_ready(url, tmp_path / "api.log")
             yield url, heartbeats
         finally:
             for p in processes:

@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import JWT_SECRET, PASSWORD, REDIS_URL, free_port, new_database, unique_email
+from tests.conftest import (
+    JWT_SECRET,
+    PASSWORD,
+    REDIS_URL,
+    free_port,
+    new_database,
+    unique_email,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -60,16 +68,7 @@ def test_the_wheel_serves_from_anywhere_and_generates_offline(tmp_path: Path) ->
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert served.poll() is None, (tmp_path / "serve.log").read_text()
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.25)
+            wait_until_ready(url, tmp_path / "serve.log", served, timeout=90)
             with httpx.Client(base_url=url, timeout=30) as c:
                 access = c.post("/api/auth/login/", json={
                     "email": email, "password": PASSWORD}).json()["access"]

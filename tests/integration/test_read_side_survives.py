@@ -21,6 +21,7 @@ from domain.accounts import Account
 from domain.errors import Invalid
 from domain.roles import Role
 from infrastructure.bootstrap import PROJECTIONS
+from infrastructure.settings import Settings
 from interfaces.cli import app as cli
 from projections.base import ReadModelProjection, Statement
 from projections.runner import ProjectionsRunner
@@ -36,6 +37,16 @@ from tests.conftest import (
     settings_env,
 )
 from tests.integration.test_quizzes_api import generate, publish
+
+
+@contextmanager
+def own_server(smtp: tuple[Mailbox, int], tmp_path: Path, background: bool = True
+               ) -> Iterator[tuple[Settings, Server, httpx.Client]]:
+    """A server on a database of its own: these tests break and mend its read models."""
+    with new_database() as database_url:
+        settings = make_settings(database_url, smtp[1], tmp_path)
+        with running_server(settings, background=background) as s, s.client() as c:
+            yield settings, s, c
 
 
 def _at_head(s: Server, timeout: float = 15) -> None:
@@ -59,45 +70,43 @@ def test_the_store_refuses_an_event_no_reader_could_store(server: Server,
 def test_a_log_already_holding_unstorable_text_is_read_past_without_editing_it(
     smtp: tuple[Mailbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with new_database() as database_url:
-        settings = make_settings(database_url, smtp[1], tmp_path)
-        with running_server(settings) as s, s.client() as c:
-            poisoned = register_student(c)
-            store = s.container.store
-            account = store.load(Account, UUID(poisoned.id))
-            # (a lone surrogate cannot get this far: the log's UTF-8 encoding refuses it)
-            account.update_profile("x\x00y", UUID(poisoned.id))
-            # Straight into the log, as an older version without the boundary's check did.
-            Application.save(store, account)
-            # Every model goes past it, and what comes after reaches readers.
-            newcomer = register_student(c, name="Newcomer")
-            deadline = time.monotonic() + 10
-            while (r := c.get("/api/users/profile/", headers=newcomer.headers)
-                   ).status_code != 200:
-                assert time.monotonic() < deadline, r.text
-                time.sleep(0.1)
-            assert r.json()["name"] == "Newcomer"
-            trainer = make_staff(s, c, Role.TRAINER)
-            quiz = publish(c, trainer, generate(c, trainer, 2))
-            _at_head(s)
-            assert c.get(f"/api/quiz/quizzes/{quiz['id']}/",
-                         headers=newcomer.headers).status_code == 200
-            name = c.get("/api/users/profile/", headers=poisoned.headers).json()["name"]
-            assert name == "x\ufffdy"
-            assert c.get("/readyz").json()["status"] == "ok"
+    with own_server(smtp, tmp_path) as (settings, s, c):
+        poisoned = register_student(c)
+        store = s.container.store
+        account = store.load(Account, UUID(poisoned.id))
+        # (a lone surrogate cannot get this far: the log's UTF-8 encoding refuses it)
+        account.update_profile("x\x00y", UUID(poisoned.id))
+        # Straight into the log, as an older version without the boundary's check did.
+        Application.save(store, account)
+        # Every model goes past it, and what comes after reaches readers.
+        newcomer = register_student(c, name="Newcomer")
+        deadline = time.monotonic() + 10
+        while (r := c.get("/api/users/profile/", headers=newcomer.headers)
+               ).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.1)
+        assert r.json()["name"] == "Newcomer"
+        trainer = make_staff(s, c, Role.TRAINER)
+        quiz = publish(c, trainer, generate(c, trainer, 2))
+        _at_head(s)
+        assert c.get(f"/api/quiz/quizzes/{quiz['id']}/",
+                     headers=newcomer.headers).status_code == 200
+        name = c.get("/api/users/profile/", headers=poisoned.headers).json()["name"]
+        assert name == "x\ufffdy"
+        assert c.get("/readyz").json()["status"] == "ok"
 
-            settings_env(monkeypatch, settings)
-            runner = CliRunner()
-            result = runner.invoke(cli, ["projections", "status"])
-            assert result.exit_code == 0, result.output
-            assert "STOPPED" not in result.output
-            result = runner.invoke(cli, ["projections", "verify"])
-            assert result.exit_code == 0, result.output
-            assert result.output.count("identical") == len(PROJECTIONS)
-            # A rebuild replaces the same way, so it agrees with the live model.
-            assert runner.invoke(cli, ["projections", "rebuild", "users"]).exit_code == 0
-            assert c.get("/api/users/profile/", headers=poisoned.headers
-                         ).json()["name"] == name
+        settings_env(monkeypatch, settings)
+        runner = CliRunner()
+        result = runner.invoke(cli, ["projections", "status"])
+        assert result.exit_code == 0, result.output
+        assert "STOPPED" not in result.output
+        result = runner.invoke(cli, ["projections", "verify"])
+        assert result.exit_code == 0, result.output
+        assert result.output.count("identical") == len(PROJECTIONS)
+        # A rebuild replaces the same way, so it agrees with the live model.
+        assert runner.invoke(cli, ["projections", "rebuild", "users"]).exit_code == 0
+        assert c.get("/api/users/profile/", headers=poisoned.headers
+                     ).json()["name"] == name
 
 
 class Flaky:
@@ -143,84 +152,80 @@ def test_a_model_that_cannot_apply_an_event_stops_there_alone_and_visibly(
 ) -> None:
     flaky = Flaky()
     monkeypatch.setattr(projections.runner, "MAX_RETRY_SECONDS", 2.0)
-    with new_database() as database_url:
-        settings = make_settings(database_url, smtp[1], tmp_path)
-        with running_server(settings, background=False) as s, s.client() as c, \
-                projector(s, flaky) as runner:
-            s.container.start_relay()
-            s.container.start_worker()
-            student = register_student(c)
-            trainer = make_staff(s, c, Role.TRAINER)
-            r = c.put("/api/users/profile/", headers=student.headers, json={"name": "Boom"})
-            assert r.status_code in (200, 202), r.text
-            stopped_at = int(r.headers["X-Position"])
-            deadline = time.monotonic() + 10
-            while "users" not in runner.stalled:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    with own_server(smtp, tmp_path, background=False) as (settings, s, c), \
+            projector(s, flaky) as runner:
+        s.container.start_relay()
+        s.container.start_worker()
+        student = register_student(c)
+        trainer = make_staff(s, c, Role.TRAINER)
+        r = c.put("/api/users/profile/", headers=student.headers, json={"name": "Boom"})
+        assert r.status_code in (200, 202), r.text
+        stopped_at = int(r.headers["X-Position"])
+        deadline = time.monotonic() + 10
+        while "users" not in runner.stalled:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
-            # Every other model keeps going: a quiz is generated, published and read.
-            quiz = publish(c, trainer, generate(c, trainer, 2))
-            s.container.student_quizzes.wait_for(
-                s.container.store.recorder.max_notification_id(), 10)
-            assert c.get(f"/api/quiz/quizzes/{quiz['id']}/",
-                         headers=student.headers).status_code == 200
-            users = s.container.users
-            assert users.position() < stopped_at
+        # Every other model keeps going: a quiz is generated, published and read.
+        quiz = publish(c, trainer, generate(c, trainer, 2))
+        s.container.student_quizzes.wait_for(
+            s.container.store.recorder.max_notification_id(), 10)
+        assert c.get(f"/api/quiz/quizzes/{quiz['id']}/",
+                     headers=student.headers).status_code == 200
+        users = s.container.users
+        assert users.position() < stopped_at
 
-            ready = c.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
-            [stall] = ready.json()["stalled"]
-            assert stall["model"] == "users" and stall["position"] == stopped_at
-            assert "ProfileUpdated" in stall["topic"] and "KeyError" in stall["error"]
-            metrics = c.get("/metrics").text
-            assert 'apranova_read_model_stalled{model="users"} 1.0' in metrics
-            assert 'apranova_read_model_stalled{model="quizzes"} 0.0' in metrics
-            assert 'apranova_read_model_pending_events{model="users"}' in metrics
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        [stall] = ready.json()["stalled"]
+        assert stall["model"] == "users" and stall["position"] == stopped_at
+        assert "ProfileUpdated" in stall["topic"] and "KeyError" in stall["error"]
+        metrics = c.get("/metrics").text
+        assert 'apranova_read_model_stalled{model="users"} 1.0' in metrics
+        assert 'apranova_read_model_stalled{model="quizzes"} 0.0' in metrics
+        assert 'apranova_read_model_pending_events{model="users"}' in metrics
 
-            settings_env(monkeypatch, settings)
-            cli_runner = CliRunner()
-            status = cli_runner.invoke(cli, ["projections", "status"])
-            assert status.exit_code == 1
-            assert f"users: position {users.position()}" in status.output
-            assert f"STOPPED at position {stopped_at}" in status.output
-            assert "KeyError" in status.output
-            assert "quizzes: position" in status.output
-            verify = cli_runner.invoke(cli, ["projections", "verify", "users"])
-            assert verify.exit_code == 1
-            assert f"stopped at position {stopped_at}" in verify.output
+        settings_env(monkeypatch, settings)
+        cli_runner = CliRunner()
+        status = cli_runner.invoke(cli, ["projections", "status"])
+        assert status.exit_code == 1
+        assert f"users: position {users.position()}" in status.output
+        assert f"STOPPED at position {stopped_at}" in status.output
+        assert "KeyError" in status.output
+        assert "quizzes: position" in status.output
+        verify = cli_runner.invoke(cli, ["projections", "verify", "users"])
+        assert verify.exit_code == 1
+        assert f"stopped at position {stopped_at}" in verify.output
 
-            # Fixed (a new release, say): the next retry gets past it; nothing was skipped.
-            flaky.broken = False
-            deadline = time.monotonic() + 15
-            while "users" in runner.stalled or not users.has_reached(stopped_at):
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            assert c.get("/api/users/profile/", headers=student.headers
-                         ).json()["name"] == "Boom"
-            assert c.get("/readyz").json()["status"] == "ok"
-            assert cli_runner.invoke(cli, ["projections", "status"]).exit_code == 0
+        # Fixed (a new release, say): the next retry gets past it; nothing was skipped.
+        flaky.broken = False
+        deadline = time.monotonic() + 15
+        while "users" in runner.stalled or not users.has_reached(stopped_at):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert c.get("/api/users/profile/", headers=student.headers
+                     ).json()["name"] == "Boom"
+        assert c.get("/readyz").json()["status"] == "ok"
+        assert cli_runner.invoke(cli, ["projections", "status"]).exit_code == 0
 
 
 def test_rebuild_exits_non_zero_when_a_model_cannot_reach_the_head(
     smtp: tuple[Mailbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with new_database() as database_url:
-        settings = make_settings(database_url, smtp[1], tmp_path)
-        with running_server(settings) as s, s.client() as c:
-            student = register_student(c)
-            c.put("/api/users/profile/", headers=student.headers, json={"name": "Boom"})
-            _at_head(s)
-            settings_env(monkeypatch, settings)
-            original = UsersProjection.statements
+    with own_server(smtp, tmp_path) as (settings, s, c):
+        student = register_student(c)
+        c.put("/api/users/profile/", headers=student.headers, json={"name": "Boom"})
+        _at_head(s)
+        settings_env(monkeypatch, settings)
+        original = UsersProjection.statements
 
-            def broken(self: UsersProjection, event: Any) -> Iterable[Statement]:
-                if isinstance(event, Account.ProfileUpdated):
-                    raise KeyError("a defect in the users model")
-                return original(self, event)
+        def broken(self: UsersProjection, event: Any) -> Iterable[Statement]:
+            if isinstance(event, Account.ProfileUpdated):
+                raise KeyError("a defect in the users model")
+            return original(self, event)
 
-            monkeypatch.setattr(UsersProjection, "statements", broken)
-            result = CliRunner().invoke(cli, ["projections", "rebuild", "users"])
-            assert result.exit_code == 1
-            assert "users: the replay stopped after position" in result.output
-            assert "KeyError" in result.output
+        monkeypatch.setattr(UsersProjection, "statements", broken)
+        result = CliRunner().invoke(cli, ["projections", "rebuild", "users"])
+        assert result.exit_code == 1
+        assert "users: the replay stopped after position" in result.output
+        assert "KeyError" in result.output
