@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,11 +41,21 @@ class PositionBoard:
     1,000-user mix an answer's wait asked the database three or four times (two queries
     each) before its model had caught up. Until a listener hears the announcements
     (`listening`), or if one is lost, waits fall back to asking the database.
+
+    Waits on the event loop (`wait_async`) hold no thread: with the projector stopped,
+    threads held by waits starved commands that need no read model (answer saves fell
+    from 168/s to 14.5/s). A model whose wait ran out without it moving is `lagging`
+    until it announces progress (or `LAGGING_TRUST_SECONDS` pass), and waits on it give up
+    at once instead of each waiting out the timeout.
     """
+
+    LAGGING_TRUST_SECONDS: ClassVar[float] = 10.0
 
     def __init__(self) -> None:
         self._at: dict[str, int] = {}
         self._changed = threading.Condition()
+        self._waiters: list[_Waiter] = []
+        self._lagging: dict[str, float] = {}
         self.listening = False
 
     def heard(self, model: str) -> int:
@@ -52,9 +63,16 @@ class PositionBoard:
 
     def announce(self, model: str, position: int) -> None:
         with self._changed:
-            if position > self._at.get(model, 0):
-                self._at[model] = position
-                self._changed.notify_all()
+            if position <= self._at.get(model, 0):
+                return
+            self._at[model] = position
+            self._lagging.pop(model, None)
+            self._changed.notify_all()
+            ready = [w for w in self._waiters if w.model == model and w.position <= position]
+            self._waiters = [w for w in self._waiters
+                             if not (w.model == model and w.position <= position)]
+        for waiter in ready:
+            waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
 
     def announce_payload(self, payload: str) -> None:
         model, _, position = payload.rpartition(":")
@@ -64,6 +82,44 @@ class PositionBoard:
     def wait(self, model: str, position: int, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: self._at.get(model, 0) >= position, timeout)
+
+    async def wait_async(self, model: str, position: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(model, position, loop, loop.create_future())
+        with self._changed:
+            if self._at.get(model, 0) >= position:
+                return True
+            self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter.future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._changed:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def gave_up(self, model: str) -> None:
+        """A wait on `model` ran out: later ones answer at once until it moves."""
+        with self._changed:
+            self._lagging[model] = time.monotonic() + self.LAGGING_TRUST_SECONDS
+
+    def lagging(self, model: str) -> bool:
+        until = self._lagging.get(model)
+        return until is not None and time.monotonic() < until
+
+
+class _Waiter(NamedTuple):
+    model: str
+    position: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ReadModel(PostgresTrackingRecorder):
@@ -190,16 +246,40 @@ class ReadModel(PostgresTrackingRecorder):
         name = self.position_key
         if not position or self.board.heard(name) >= position:
             return
+        if self.board.lagging(name) and self._last_unapplied(position):
+            raise ProjectionLagging(f"{type(self).__name__} has not reached {position}")
         deadline = time.monotonic() + timeout
         pause = 0.002
         while target := self._last_unapplied(position):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self.board.gave_up(name)
                 raise ProjectionLagging(f"{type(self).__name__} has not reached {position}")
             wait = min(remaining, self.RECHECK_SECONDS if self.board.listening else pause)
             if self.board.wait(name, target, wait):
                 return
             pause = min(pause * 2, 0.05)
+
+    async def includes(self, position: int | None, timeout: float) -> bool:
+        """Whether the model includes `position` within `timeout`: `wait_for` on the event
+        loop, holding a thread only for its queries."""
+        name = self.position_key
+        if not position or self.board.heard(name) >= position:
+            return True
+        if self.board.lagging(name):
+            return not await asyncio.to_thread(self._last_unapplied, position)
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while target := await asyncio.to_thread(self._last_unapplied, position):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.board.gave_up(name)
+                return False
+            wait = min(remaining, self.RECHECK_SECONDS if self.board.listening else pause)
+            if await self.board.wait_async(name, target, wait):
+                return True
+            pause = min(pause * 2, 0.05)
+        return True
 
 
 def _merged(rows: list[Any]) -> list[Any]:

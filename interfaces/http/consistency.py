@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from interfaces.http.schemas import AcceptedOut
-from projections.base import ProjectionLagging, ReadModel
+from projections.base import ReadModel
+
+
+@dataclass(frozen=True)
+class Settling:
+    """A command's answer once `view` includes `position`: the endpoint returns this from
+    its thread, and the wait happens on the event loop (routing.one_trip), so a lagging
+    or stopped projector holds no thread that other commands need."""
+
+    view: ReadModel
+    position: int
+    read: Callable[[], BaseModel]
+    wait_seconds: float
+    status_code: int = 200
+
+    async def respond(self) -> JSONResponse:
+        # The command is already stored: if the model can't catch up in time the answer
+        # is 202 with the position to read at, never an error that invites a blind retry.
+        headers = {"X-Position": str(self.position)}
+        if not await self.view.includes(self.position, self.wait_seconds):
+            accepted = AcceptedOut(detail="Accepted; the read model is catching up",
+                                   position=self.position)
+            return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
+                                headers=headers)
+        body = await asyncio.to_thread(lambda: self.read().model_dump(mode="json"))
+        return JSONResponse(body, status_code=self.status_code, headers=headers)
 
 
 def answer_after(view: ReadModel, position: int, read: Callable[[], BaseModel],
-                 wait_seconds: float, status_code: int = 200) -> JSONResponse:
-    """The read model's view once it includes `position`, with X-Position.
-
-    The command is already stored: if the model can't catch up in time the answer is
-    202 with the position to read at, never an error that invites a blind retry.
-    """
-    headers = {"X-Position": str(position)}
-    try:
-        view.wait_for(position, wait_seconds)
-    except ProjectionLagging:
-        accepted = AcceptedOut(detail="Accepted; the read model is catching up",
-                               position=position)
-        return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
-                            headers=headers)
-    return JSONResponse(read().model_dump(mode="json"), status_code=status_code,
-                        headers=headers)
+                 wait_seconds: float, status_code: int = 200) -> Settling:
+    """The read model's view once it includes `position`, with X-Position."""
+    return Settling(view, position, read, wait_seconds, status_code)

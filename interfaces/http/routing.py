@@ -24,6 +24,8 @@ from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from interfaces.http.consistency import Settling
+
 
 def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """The endpoint as a coroutine that runs it in the thread pool."""
@@ -32,7 +34,10 @@ def one_trip(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)  # FastAPI reads parameters through __wrapped__
     async def run(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(endpoint, *args, **kwargs)
+        result = await asyncio.to_thread(endpoint, *args, **kwargs)
+        if isinstance(result, Settling):  # wait for the read model on the loop, not a thread
+            return await result.respond()
+        return result
 
     return run
 

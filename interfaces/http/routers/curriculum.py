@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import Depends, File, Path, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Path, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -14,7 +14,7 @@ from domain.errors import Forbidden, NotFound
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
-from interfaces.http.consistency import answer_after
+from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
@@ -261,7 +261,7 @@ def my_progress(p: PrincipalDep, c: ContainerDep, position: Position) -> MyProgr
 
 
 @router.post("/progress/", response_model=MyProgressOut)
-def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Response:
+def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     if isinstance(body, StartIn):
         position = c.curriculum.start_project(p.actor, body.project_id)
     else:
@@ -271,7 +271,7 @@ def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Respo
 
 
 def _after(c: Container, view: ReadModel, position: int, read: Any,
-           status_code: int = 200) -> Response:
+           status_code: int = 200) -> Settling:
     return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
@@ -296,7 +296,7 @@ def _submission(row: dict[str, Any], history: list[HistoryOut] | None = None
 
 
 @router.post("/submissions/", status_code=status.HTTP_201_CREATED, response_model=SubmissionOut)
-def create_submission(body: SubmissionIn, p: PrincipalDep, c: ContainerDep) -> Response:
+def create_submission(body: SubmissionIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     created = c.curriculum.create_submission(p.actor, body.project_id, body.deliverables,
                                              body.submit, body.note)
     return _after(c, c.submissions, created.position,
@@ -333,7 +333,7 @@ def get_submission(submission_id: UUID, p: PrincipalDep, c: ContainerDep,
 
 @router.put("/submissions/{submission_id}/", response_model=SubmissionOut)
 def update_submission(submission_id: UUID, body: SubmissionUpdateIn, p: PrincipalDep,
-                      c: ContainerDep) -> Response:
+                      c: ContainerDep) -> Settling:
     position = c.curriculum.update_submission(p.actor, submission_id, body.deliverables,
                                               body.submit, body.note)
     return _after(c, c.submissions, position,
@@ -343,7 +343,7 @@ def update_submission(submission_id: UUID, body: SubmissionUpdateIn, p: Principa
 @router.post("/submissions/{submission_id}/deliverables/{key}/file/",
              response_model=SubmissionOut)
 def upload_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: ContainerDep,
-                file: Annotated[UploadFile, File()]) -> Response:
+                file: Annotated[UploadFile, File()]) -> Settling:
     chunks = iter(lambda: file.file.read(64 * 1024), b"")
     position = c.curriculum.attach_file(p.actor, submission_id, key, file.filename or "",
                                         chunks)
@@ -366,7 +366,7 @@ def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: Contain
 
 
 @router.post("/submissions/{submission_id}/review/", response_model=SubmissionOut)
-def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep) -> Response:
+def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     if p.role not in (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN):
         raise Forbidden("Only trainers and administrators review", code="PERMISSION_DENIED")
     position = c.curriculum.review(p.actor, submission_id, body.decision, body.feedback,

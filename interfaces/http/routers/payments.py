@@ -14,7 +14,7 @@ from domain.errors import NotFound
 from domain.roles import Role
 from infrastructure.bootstrap import Container
 from infrastructure.stripe_gateway import WebhookRejected, verify_stripe_event
-from interfaces.http.consistency import answer_after
+from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.errors import error_response
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
@@ -72,7 +72,7 @@ def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
     return PaymentOut(**row)
 
 
-def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Response:
+def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Settling:
     return answer_after(c.payment_views, position, lambda: _visible(c, p, payment_id),
                         c.settings.read_wait_seconds)
 
@@ -133,12 +133,12 @@ def get_payment(payment_id: UUID, p: PrincipalDep, c: ContainerDep, position: Po
 
 @router.post("/{payment_id}/refund-request/", response_model=PaymentOut)
 def request_refund(payment_id: UUID, body: RefundRequestIn, p: PrincipalDep, c: ContainerDep
-                   ) -> Response:
+                   ) -> Settling:
     return _after(c, p, payment_id, c.payments.request_refund(p.actor, payment_id, body.reason))
 
 
 @router.post("/{payment_id}/refund/", response_model=PaymentOut)
 def decide_refund(payment_id: UUID, body: RefundDecisionIn, p: PrincipalDep, c: ContainerDep
-                  ) -> Response:
+                  ) -> Settling:
     position = c.payments.decide_refund(p.actor, payment_id, body.approve, body.reason)
     return _after(c, p, payment_id, position)

@@ -14,7 +14,7 @@ from domain.grading import GradingMethod, combine
 from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers
 from domain.roles import Role, Track, is_staff
 from infrastructure.bootstrap import Container
-from interfaces.http.consistency import answer_after
+from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
@@ -193,7 +193,7 @@ class RegradeOut(BaseModel):
 
 
 def _after(c: Container, view: ReadModel, position: int, read: Any,
-           status_code: int = 200) -> Response:
+           status_code: int = 200) -> Settling:
     return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
@@ -279,7 +279,7 @@ def _authored_quiz(c: Container, p: Principal, quiz_id: UUID) -> QuizOut:
 
 
 @router.put("/quizzes/{quiz_id}/", response_model=QuizOut)
-def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> Response:
+def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     position = c.quizzes.edit(
         p.actor, quiz_id, body.title,
         [q.model_dump() for q in body.questions] if body.questions is not None else None,
@@ -289,7 +289,7 @@ def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> 
 
 
 @router.post("/quizzes/{quiz_id}/publish/", response_model=QuizOut)
-def publish(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+def publish(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     position = c.quizzes.publish(p.actor, quiz_id)
     return _after(c, c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
 
@@ -395,7 +395,7 @@ def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
 
 @router.post("/quizzes/{quiz_id}/start/", status_code=status.HTTP_201_CREATED,
              response_model=AttemptOut)
-def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     started = c.quizzes.start(p.actor, quiz_id)
     # 200 when the attempt already in progress is returned instead of a new one.
     code = status.HTTP_200_OK if started.resumed else status.HTTP_201_CREATED
@@ -420,14 +420,14 @@ def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep,
 
 
 @router.post("/attempts/{attempt_id}/submit/", response_model=AttemptOut)
-def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Response:
+def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     position = c.quizzes.submit(p.actor, attempt_id)
     return _after(c, c.attempts, position, lambda: _attempt_view(c, p, attempt_id))
 
 
 @router.get("/attempts/{attempt_id}/", response_model=AttemptOut)
 def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
-                ) -> Response:
+                ) -> Settling:
     # An attempt whose time ran out is submitted now, with what was saved.
     row = c.attempts.with_quiz(attempt_id)
     seen = (row["status"], row["deadline"]) if row else None

@@ -12,7 +12,7 @@ from application.accounts import UserChanges
 from domain.errors import NotFound
 from domain.roles import Role, Track
 from infrastructure.bootstrap import Container
-from interfaces.http.consistency import answer_after
+from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import (
     ContainerDep,
     Principal,
@@ -78,7 +78,7 @@ def _set_position(response: Response, position: int) -> None:
     response.headers["X-Position"] = str(position)
 
 
-def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Response:
+def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Settling:
     return answer_after(c.users, position, lambda: _user(c, user_id, None),
                         c.settings.read_wait_seconds, status_code)
 
@@ -89,7 +89,7 @@ def get_profile(p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut
 
 
 @router.put("/profile/", response_model=UserOut)
-def update_profile(body: ProfileIn, p: PrincipalDep, c: ContainerDep) -> Response:
+def update_profile(body: ProfileIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     return _user_after(c, p.id, c.accounts.update_profile(p.actor, body.name))
 
 
@@ -111,7 +111,7 @@ def trainers(
 
 
 @router.post("/assign-trainer/", response_model=UserOut)
-def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep) -> Response:
+def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep) -> Settling:
     position = c.accounts.assign_trainer(p.actor, body.student_id, body.trainer_id)
     return _user_after(c, body.student_id, position)
 
@@ -132,7 +132,7 @@ def list_users(
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Response:
+def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Settling:
     result = c.accounts.create_account(p.actor, body.email, body.name, body.password, body.role,
                                        body.track)
     return _user_after(c, result.account_id, result.position, status.HTTP_201_CREATED)
@@ -155,7 +155,7 @@ def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
 @router.put("/{user_id}/", response_model=UserOut)
 def update_user(
     user_id: UUID, body: UpdateUserIn, p: Staff, c: ContainerDep
-) -> Response:
+) -> Settling:
     changes = UserChanges(name=body.name, role=body.role, track=body.track,
                           is_active=body.is_active, reason=body.reason)
     return _user_after(c, user_id, c.accounts.update_user(p.actor, user_id, changes))
