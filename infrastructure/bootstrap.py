@@ -235,6 +235,7 @@ class Container:
     audit: AuditQueries
     stream: EventStream
     policies: list[Policy]
+    pending: messaging.Pending
     broker: Any
     actor: Any
     _handles: tuple[Any, ...] = ()
@@ -259,13 +260,20 @@ class Container:
         self._background.append(Supervised("projections", runner.run).start())
 
     def start_relay(self) -> None:
-        relay = messaging.relay_class(self.policies, self.actor)
+        relay = messaging.relay_class(self.policies, self.actor, self.pending)
         runner_env = self._runner_env
         self._background.append(Supervised("relay", _run_projection_runner(
             lambda: ProjectionRunner(application_class=messaging.RelayStore,
                                      projection_class=relay,
                                      view_class=PostgresTrackingRecorder, env=runner_env))
         ).start())
+        every = min(10.0, self.settings.redeliver_after_seconds / 4)
+
+        def redeliver(stop: threading.Event) -> None:
+            while not stop.wait(every):
+                messaging.redeliver(self.pending, self.actor)
+
+        self._background.append(Supervised("redelivery", redeliver).start())
 
     def start_worker(self) -> None:
         self._background.append(messaging.start_worker(
@@ -492,7 +500,8 @@ def build(settings: Settings | None = None) -> Container:
                 *WorkspacePolicies(workspaces).policies()]
 
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
-    runner = messaging.PolicyRunner(store, pool, policies)
+    pending = messaging.Pending(pool, settings.redeliver_after_seconds)
+    runner = messaging.PolicyRunner(store, pending, policies)
     actor = messaging.declare_actor(broker, lambda: runner)
 
     return Container(
@@ -507,5 +516,5 @@ def build(settings: Settings | None = None) -> Container:
         webhooks=WebhookInbox(pool), views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
-        policies=policies, broker=broker, actor=actor, _handles=handles,
+        policies=policies, pending=pending, broker=broker, actor=actor, _handles=handles,
     )

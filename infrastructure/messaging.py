@@ -1,8 +1,14 @@
 """Process-manager plumbing: the relay follows the log into dramatiq, workers run the policies.
 
-The event log is the outbox. The relay enqueues one message per (policy, event) and
-then records its position, so delivery is at-least-once; the worker skips a
-(policy, event) pair it has already completed.
+The event log is the outbox. The relay records each (policy, event) pair as pending,
+enqueues a message for it and then records its position, so delivery is at-least-once;
+the worker skips a pair it has already completed. Whether the work was done is known
+from our own records, never from Redis keeping what it was given: a pending pair nobody
+has worked on for `redeliver_after` seconds is enqueued again (`Pending.due`), so a
+Redis restart without persistence, a flush or a failover loses nothing.
+
+A worker leases a pair before running it, and completes it (processed row in, pending
+row out) in one transaction: two deliveries of one message at once run it once.
 """
 
 from __future__ import annotations
@@ -41,7 +47,77 @@ CREATE TABLE IF NOT EXISTS pm_processed (
     processed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (policy, notification_id)
 );
+CREATE TABLE IF NOT EXISTS pm_pending (
+    policy text NOT NULL,
+    notification_id bigint NOT NULL,
+    lease_until timestamptz NOT NULL DEFAULT now(),
+    sends integer NOT NULL DEFAULT 1,
+    PRIMARY KEY (policy, notification_id)
+);
 """
+
+
+class Pending:
+    """The (policy, event) pairs enqueued and not yet completed."""
+
+    def __init__(self, pool: ConnectionPool, redeliver_after: float) -> None:
+        self.pool = pool
+        self.redeliver_after = redeliver_after
+
+    def expect(self, policy: str, notification_id: int) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO pm_pending (policy, notification_id) VALUES (%s, %s) "
+                         "ON CONFLICT (policy, notification_id) DO NOTHING",
+                         (policy, notification_id))
+
+    def claim(self, policy: str, notification_id: int) -> bool:
+        """Lease the pair for this delivery; False while another delivery holds it."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO pm_pending (policy, notification_id, lease_until) "
+                "VALUES (%s, %s, now() + make_interval(secs => %s)) "
+                "ON CONFLICT (policy, notification_id) DO UPDATE "
+                "SET lease_until = EXCLUDED.lease_until "
+                "WHERE pm_pending.lease_until <= now() RETURNING 1",
+                (policy, notification_id, self.redeliver_after)).fetchone()
+        return row is not None
+
+    def release(self, policy: str, notification_id: int) -> None:
+        """Give the lease back for a retry."""
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE pm_pending SET lease_until = now() "
+                         "WHERE policy = %s AND notification_id = %s",
+                         (policy, notification_id))
+
+    def due(self, limit: int = 500) -> list[tuple[str, int]]:
+        """Pairs nobody has worked on for a while, marked as sent again. The wait doubles
+        with each send, so a long backlog in Redis is not multiplied by the resends."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "UPDATE pm_pending SET lease_until = now(), sends = sends + 1 "
+                "WHERE (policy, notification_id) IN ("
+                " SELECT policy, notification_id FROM pm_pending WHERE lease_until < now() - "
+                " make_interval(secs => %s * power(2, least(sends - 1, 6))) "
+                " ORDER BY notification_id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "RETURNING policy, notification_id",
+                (self.redeliver_after, limit)).fetchall()
+        return [_pair(r) for r in rows]
+
+
+def _pair(row: Any) -> tuple[str, int]:
+    if isinstance(row, dict):
+        return str(row["policy"]), int(row["notification_id"])
+    return str(row[0]), int(row[1])
+
+
+def redeliver(pending: Pending, actor: dramatiq.Actor[..., None]) -> int:
+    """Enqueue again what is due; the worker's dedupe makes a duplicate harmless."""
+    due = pending.due()
+    for policy, notification_id in due:
+        actor.send(policy, notification_id)
+    if due:
+        log.warning("enqueued %d pending process-manager messages again", len(due))
+    return len(due)
 
 
 def make_broker(redis: Redis, namespace: str) -> RedisBroker:
@@ -53,13 +129,19 @@ def make_broker(redis: Redis, namespace: str) -> RedisBroker:
 class PolicyRunner:
     """Runs one policy for one logged event, once."""
 
-    def __init__(self, store: EventStore, pool: ConnectionPool, policies: Sequence[Policy]) -> None:
+    def __init__(self, store: EventStore, pending: Pending, policies: Sequence[Policy]) -> None:
         self.store = store
-        self.pool = pool
+        self.pool = pending.pool
+        self.pending = pending
         self.policies = {p.name: p for p in policies}
 
     def run(self, policy_name: str, notification_id: int, final_attempt: bool) -> None:
         if self._done(policy_name, notification_id):
+            return
+        if not self.pending.claim(policy_name, notification_id):
+            return  # another delivery of it is running; if that one dies, it is resent
+        if self._done(policy_name, notification_id):  # completed between the two
+            self._record(policy_name, notification_id, "done", None)
             return
         try:
             policy = self.policies[policy_name]
@@ -71,6 +153,7 @@ class PolicyRunner:
             policy.handle(event)
         except Exception as error:
             if not final_attempt:
+                self.pending.release(policy_name, notification_id)
                 raise
             # Out of retries: say so durably instead of failing silently; the messages
             # behind this one are not held up by it.
@@ -89,12 +172,14 @@ class PolicyRunner:
         return row is not None
 
     def _record(self, policy: str, notification_id: int, status: str, error: str | None) -> None:
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO pm_processed (policy, notification_id, status, error) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (policy, notification_id) DO NOTHING",
                 (policy, notification_id, status, error),
             )
+            conn.execute("DELETE FROM pm_pending WHERE policy = %s AND notification_id = %s",
+                         (policy, notification_id))
 
 
 def declare_actor(
@@ -146,7 +231,8 @@ class Relay(Projection[PostgresTrackingRecorder]):
         self.view.insert_tracking(tracking)
 
 
-def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None]) -> type[Relay]:
+def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None],
+                pending: Pending) -> type[Relay]:
     """A Relay bound to these policies (the runner builds projections from a class)."""
     routes: dict[str, tuple[str, ...]] = {}
     for policy in policies:
@@ -155,6 +241,7 @@ def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None]) ->
             routes[topic] = (*routes.get(topic, ()), policy.name)
 
     def send(policy_name: str, notification_id: int) -> None:
+        pending.expect(policy_name, notification_id)  # before Redis is given it
         actor.send(policy_name, notification_id)
 
     return type("Relay", (Relay,), {

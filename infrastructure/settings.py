@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     redis_namespace: str = "apranova"
     worker_threads: int = 4
     worker_prefetch: int = 200
+    # A process-manager message nobody has worked on for this long (or whose worker died
+    # holding it) is enqueued again; above the longest retry pause (30 s) and policy run.
+    redeliver_after_seconds: float = Field(default=120.0, gt=0, le=86400)
     pool_size: int = 10
     # Threads serving blocking endpoints, per API process. Many more than the connection
     # pool only queue for connections and the GIL (measured: CPU per answer save rose by

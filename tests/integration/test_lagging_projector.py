@@ -10,8 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from domain.roles import Role
 from infrastructure.bootstrap import PROJECTIONS
 from projections.runner import ProjectionsRunner

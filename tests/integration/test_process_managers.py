@@ -81,7 +81,7 @@ def test_a_policy_that_keeps_failing_is_recorded_not_lost(server: Server) -> Non
         unique_email(), "F", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
     ).account_id
     position = _position_of_registration(server, account_id)
-    runner = PolicyRunner(container.store, container.pool,
+    runner = PolicyRunner(container.store, container.pending,
                           [Policy("broken_policy", (Account.Registered,), broken)])
     with pytest.raises(RuntimeError):
         runner.run("broken_policy", position, final_attempt=False)
@@ -126,7 +126,7 @@ def test_an_event_a_policy_cannot_even_read_is_recorded_and_does_not_hold_up_the
         unique_email(), "G", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
     ).account_id
     good = _position_of_registration(server, good_id)
-    runner = PolicyRunner(container.store, container.pool,
+    runner = PolicyRunner(container.store, container.pending,
                           [Policy("reader_policy", (Account.Registered,), handled.append)])
     decode = container.store.mapper.to_domain_event
 
