@@ -44,7 +44,7 @@ from application.processes import (
 )
 from application.quizzes import QuizCommands
 from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolicy
-from infrastructure import authstore, github, messaging, vault, webhooks
+from infrastructure import authstore, github, idempotency, messaging, vault, webhooks
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.docker_runtime import DockerRuntime, Hardening
 from infrastructure.embedded import EmbeddedRedis, start_embedded
@@ -54,9 +54,8 @@ from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.persistence import (
-    MAX_IDLE_SECONDS,
     eventsourcing_env,
-    return_idle_connections,
+    tune_pools,
 )
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
@@ -231,6 +230,7 @@ class Container:
     workspaces: WorkspaceCommands
     workspace_views: WorkspacesView
     webhooks: WebhookInbox
+    idempotency: idempotency.IdempotencyRecords
     views: dict[type[ReadModelProjection], Any]
     audit: AuditQueries
     stream: EventStream
@@ -389,7 +389,7 @@ def _views(env: dict[str, str]) -> dict[type[ReadModelProjection], Any]:
     first, *rest = PROJECTIONS
     views = {first: _view({**env, "CREATE_TABLE": "n"}, first)}
     datastore = views[first].datastore
-    return_idle_connections(datastore.pool)
+    tune_pools(datastore.pool)
     # Read models are derived from the log: if the database crashes, the last projector
     # commits may be lost with their tracking rows (they commit together), and the
     # projector applies those events again. So their commits need not wait for the disk.
@@ -432,8 +432,10 @@ def build(settings: Settings | None = None) -> Container:
 
     env = eventsourcing_env(database_url, settings.pool_size)
     pool = ConnectionPool(database_url, min_size=1, max_size=settings.pool_size,
-                          name="apranova-auth", max_idle=MAX_IDLE_SECONDS,
-                          kwargs={"autocommit": True}, open=True, timeout=5)
+                          name="apranova-auth", kwargs={"autocommit": True}, open=False,
+                          timeout=2)
+    tune_pools(pool)
+    pool.open()
     with pool.connection() as lock_conn:
         # Every process creates what it needs at start; one at a time, since concurrent
         # CREATE OR REPLACE of the same function fails ("tuple concurrently updated").
@@ -441,13 +443,14 @@ def build(settings: Settings | None = None) -> Container:
         try:
             # Tables are made after the pools are tuned: tuning must precede their opening.
             store = EventStore(env={**env, "CREATE_TABLE": "n"})
-            return_idle_connections(store.recorder.datastore.pool)  # type: ignore[attr-defined]
+            tune_pools(store.recorder.datastore.pool)  # type: ignore[attr-defined]
             store.recorder.create_table()  # type: ignore[attr-defined]
             views = _views(env)
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
             lock_conn.execute(webhooks.SCHEMA)
+            lock_conn.execute(idempotency.SCHEMA)
             lock_conn.execute(vault.SCHEMA)
             lock_conn.execute(stalls.SCHEMA)
             files = LocalFileStore(settings.data_dir / "files")
@@ -513,7 +516,8 @@ def build(settings: Settings | None = None) -> Container:
         student_quizzes=views[StudentQuizzesProjection], attempts=views[AttemptsProjection],
         payments=payments, payment_views=views[PaymentsProjection], github=github_commands,
         workspaces=workspaces, workspace_views=views[WorkspacesProjection],
-        webhooks=WebhookInbox(pool), views=views, audit=AuditQueries(store),
+        webhooks=WebhookInbox(pool), idempotency=idempotency.IdempotencyRecords(pool),
+        views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
         policies=policies, pending=pending, broker=broker, actor=actor, _handles=handles,

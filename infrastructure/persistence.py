@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from eventsourcing.persistence import (
     InterfaceError,
@@ -15,6 +17,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import ConnectionPool
 
 
 class LogRecorder(PostgresApplicationRecorder):
@@ -81,7 +84,9 @@ class LogRecorder(PostgresApplicationRecorder):
         self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table)
         self._found_nothing: dict[frozenset[str], bool] = {}
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # Retried once: a connection broken by a restart fails, the next is new. More tries
+    # only hold the request through an outage (each waits for a connection).
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
         if not stored_events or any(value is not None for value in kwargs.values()):
@@ -93,7 +98,7 @@ class LogRecorder(PostgresApplicationRecorder):
             rows = curs.execute(self.insert_locked, (events,), prepare=True).fetchall()
         return [row["notification_id"] for row in rows]  # the library checks the count
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
                              topics: Sequence[str] = (), *, inclusive_of_start: bool = True
                              ) -> Sequence[Notification]:
@@ -124,12 +129,14 @@ EVENTSOURCING_DEFAULTS = {
     # 4,800 events missed with 8 writers; none with the lock). `LogRecorder` appends
     # through a function of its own that takes the lock.
     "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-    "POSTGRES_CONNECT_TIMEOUT": "5",
+    # How long a request waits for a pooled connection (the library's name for it): an
+    # unreachable database answers 503 after this, not after the outage.
+    "POSTGRES_CONNECT_TIMEOUT": "2",
     # A finite lock timeout, so a stuck writer fails a request instead of hanging it.
     "POSTGRES_LOCK_TIMEOUT": "5",
     "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
-    # No ping per checkout: it costs a round trip on every command; a connection broken
-    # by a database restart fails one request with 503 and the pool replaces it.
+    # No ping on every checkout (a round trip per command); `check_after_idle` pings only
+    # connections that sat unused, which is where a database restart leaves broken ones.
     "POSTGRES_PRE_PING": "n",
     # Aggregates are cached and fast-forwarded with the events stored since (one indexed
     # query, usually empty), instead of replayed whole on every command: an attempt
@@ -167,10 +174,45 @@ def eventsourcing_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
 MAX_IDLE_SECONDS = 30.0
 
 
-def return_idle_connections(*pools: Any) -> None:
-    """Shrink pools back soon after a burst (psycopg_pool keeps them 10 minutes by default).
+# A pooled connection unused for longer than this is pinged before use; one in steady
+# use is not (the ping is a round trip).
+IDLE_CHECK_SECONDS = 1.0
+# libpq's own bound on opening a connection (its minimum is 2 s): a paused server
+# accepts the TCP connection and then never answers.
+CONNECT_TIMEOUT_SECONDS = 2
+
+
+def check_after_idle(*pools: ConnectionPool) -> None:
+    """Detect broken pooled connections before use (seen: one failed a request 70 s after
+    an outage ended), and bound how long opening one may hang.
+
+    Must run before a pool is first opened."""
+    for pool in pools:
+        returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+        given_reset = pool._reset
+
+        def reset(conn: Any, given: Any = given_reset,
+                  returned: WeakKeyDictionary[Any, float] = returned) -> None:
+            if given is not None:
+                given(conn)
+            returned[conn] = time.monotonic()
+
+        def check(conn: Any, returned: WeakKeyDictionary[Any, float] = returned) -> None:
+            if time.monotonic() - returned.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+                ConnectionPool.check_connection(conn)
+
+        pool._reset = reset
+        pool._check = check
+        if isinstance(pool.kwargs, dict):
+            pool.kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+
+
+def tune_pools(*pools: Any) -> None:
+    """Shrink pools back soon after a burst (psycopg_pool keeps them 10 minutes by
+    default), and `check_after_idle`.
 
     Must run before a pool is first opened: the shrink schedule is set at open.
     """
     for pool in pools:
         pool.max_idle = MAX_IDLE_SECONDS
+    check_after_idle(*pools)

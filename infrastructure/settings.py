@@ -107,7 +107,11 @@ class Settings(BaseSettings):
         if self.enrolment_requires_payment is not None:
             return self.enrolment_requires_payment
         return self.stripe_secret_key is not None
-    read_wait_seconds: float = 5.0
+    # How long a command waits for its read model before answering 202 (with X-Position).
+    read_wait_seconds: float = Field(default=4.0, ge=0, le=60)
+    # An answer not begun within this long is a 503 with Retry-After (a hung database
+    # must not hold requests for the whole outage); above read_wait_seconds.
+    request_deadline_seconds: float = Field(default=5.5, gt=0, le=600)
     # How long an API process may answer "this session is active" from memory. Revocations
     # are announced to every API process, which forgets at once; this bounds the lag only
     # if an announcement is lost. At 5 s, 70% of a loaded mix's checks missed (a student's

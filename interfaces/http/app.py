@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from infrastructure.bootstrap import Container
 from infrastructure.settings import Settings
 from interfaces.http.errors import install_error_handlers
-from interfaces.http.middleware import BodyLimit, Metrics, TextGuard
+from interfaces.http.idempotency import Idempotency, bearer_subject
+from interfaces.http.middleware import BodyLimit, Deadline, Metrics, TextGuard
 from interfaces.http.routers import (
     audit,
     auth,
@@ -103,9 +104,13 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     for module in (quizzes, curriculum, users, auth, workspaces, payments, github, events,
                    audit, health):
         app.router.routes.extend(module.router.routes)
+    app.add_middleware(Idempotency, records=container.idempotency,
+                       subject=bearer_subject(container.tokens, container.sessions),
+                       router=app.router)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes,
                        upload_bytes=container.settings.max_upload_bytes)
     app.add_middleware(TextGuard)
+    app.add_middleware(Deadline, seconds=container.settings.request_deadline_seconds)
     app.add_middleware(Metrics)
     return app
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from interfaces.http.middleware import extend_deadline
 from interfaces.http.schemas import AcceptedOut
 from projections.base import ReadModel
 
@@ -29,6 +30,7 @@ class Settling:
         # The command is already stored: if the model can't catch up in time the answer
         # is 202 with the position to read at, never an error that invites a blind retry.
         headers = {"X-Position": str(self.position)}
+        extend_deadline(self.wait_seconds + 1)
         if not await self.view.includes(self.position, self.wait_seconds):
             accepted = AcceptedOut(detail="Accepted; the read model is catching up",
                                    position=self.position)

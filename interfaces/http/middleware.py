@@ -1,10 +1,14 @@
-"""ASGI middleware: storable query strings and paths, request body limit, Prometheus
-request metrics."""
+"""ASGI middleware: storable query strings and paths, request body limit, a deadline for
+the answer, Prometheus request metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
+import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -20,12 +24,16 @@ LATENCY = Histogram("apranova_http_request_duration_seconds", "HTTP request late
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10))
 
 
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+log = logging.getLogger("apranova.http")
+
+
+async def send_error(send: Send, status: int, code: str, message: str,
+                      headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     body = json.dumps({"status": "error",
                        "error": {"code": code, "message": message, "details": {}}}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -54,7 +62,7 @@ class TextGuard:
                               ("path", scope.get("raw_path")
                                or scope["path"].encode("utf-8", "surrogatepass"))):
                 if raw and (reason := _unstorable(raw)):
-                    await _send_error(send, 400, "BAD_REQUEST", f"The {part}: {reason}")
+                    await send_error(send, 400, "BAD_REQUEST", f"The {part}: {reason}")
                     return
         await self.app(scope, receive, send)
 
@@ -85,10 +93,10 @@ class BodyLimit:
             try:
                 too_big = int(declared) > limit
             except ValueError:
-                await _send_error(send, 400, "BAD_REQUEST", "Invalid Content-Length")
+                await send_error(send, 400, "BAD_REQUEST", "Invalid Content-Length")
                 return
             if too_big:
-                await _send_error(send, 413, "PAYLOAD_TOO_LARGE",
+                await send_error(send, 413, "PAYLOAD_TOO_LARGE",
                                   f"Request body exceeds {limit} bytes")
                 return
             await self.app(scope, receive, send)
@@ -103,7 +111,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _send_error(send, 413, "PAYLOAD_TOO_LARGE",
+                await send_error(send, 413, "PAYLOAD_TOO_LARGE",
                                   f"Request body exceeds {limit} bytes")
                 return
             chunks.append(chunk)
@@ -119,6 +127,80 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+@dataclass
+class _Due:
+    at: float
+
+
+_DUE: contextvars.ContextVar[_Due | None] = contextvars.ContextVar("deadline", default=None)
+
+
+def extend_deadline(seconds: float) -> None:
+    """Give this request `seconds` more: a stored command waiting on the event loop for
+    its read model (consistency.Settling) answers 202 by itself when that runs out."""
+    due = _DUE.get()
+    if due is not None:
+        due.at = max(due.at, time.monotonic() + seconds)
+
+
+class Deadline:
+    """Answer 503 with Retry-After when the app has not begun its answer within `seconds`
+    of the request (or of its last body chunk, so slow uploads are not cut off).
+
+    A database that hangs (paused, or a network that drops packets) holds a query for as
+    long as it hangs, and every request queued behind it waited just as long (14 s for a
+    10 s outage). The request's work goes on in the background and its late answer is
+    dropped; a command that committed meanwhile is safe to retry with its Idempotency-Key.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float, retry_after: int = 2) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.retry_after = str(retry_after).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        due = _Due(time.monotonic() + self.seconds)
+        began = late = False
+
+        async def timed_receive() -> Message:
+            message = await receive()
+            due.at = max(due.at, time.monotonic() + self.seconds)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal began
+            if late:
+                return
+            began = began or message["type"] == "http.response.start"
+            await send(message)
+
+        token = _DUE.set(due)
+        try:
+            task = asyncio.ensure_future(self.app(scope, timed_receive, guarded_send))
+        finally:
+            _DUE.reset(token)
+        while not task.done():
+            remaining = due.at - time.monotonic()
+            if began or remaining > 0:
+                await asyncio.wait({task}, timeout=None if began else remaining)
+                continue
+            late = True
+            task.add_done_callback(_log_late_failure)
+            await send_error(send, 503, "SERVICE_UNAVAILABLE",
+                              f"No answer within {self.seconds:g} s; a backing service is "
+                              "slow or unavailable", ((b"retry-after", self.retry_after),))
+            return
+        task.result()
+
+
+def _log_late_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("a request answered late with 503 then failed: %r", error)
 
 
 class Metrics:

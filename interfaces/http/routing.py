@@ -62,6 +62,16 @@ ONE_TIME_LINKS = ("/api/auth/verify-email/", "/api/auth/password/reset/confirm/"
 PAID_PREFIXES = ("/api/curriculum/", "/api/users/workspace/", "/api/quiz/quizzes/")
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": ("Any unique string (a UUID, say). A retry with the same key and body "
+                    "within 24 h answers the first outcome, marked Idempotent-Replayed, "
+                    "instead of running again; the same key with another body is a 422."),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[\\x21-\\x7e]+$"},
+}
+
+
 def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
@@ -120,4 +130,8 @@ class Router(APIRouter):
                 documented[202] = {"model": AcceptedOut,
                                    "description": "Stored; the read model is catching up"}
             kwargs["responses"] = {**documented, **(kwargs.get("responses") or {})}
+            if (route.methods or set()) - {"GET", "HEAD"} and 401 in documented:
+                extra = kwargs.get("openapi_extra") or {}
+                kwargs["openapi_extra"] = {**extra, "parameters": [
+                    *extra.get("parameters", []), IDEMPOTENCY_KEY]}
             super().add_api_route(path, endpoint, **kwargs)
