@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -11,6 +12,8 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("apranova.sessions")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS auth_credentials (
@@ -162,6 +165,11 @@ class RememberedSessions:
     A revocation forgets at once in this process and is announced to the others (API
     workers) through `announce`; each runs `listen` to hear them. Should an announcement
     be lost, a process still re-checks within `seconds`. 0 checks every time.
+
+    Memory is trusted only while this process hears the announcements: with the channel
+    down (Redis unavailable) every check goes to the database, so a session revoked
+    elsewhere meanwhile is refused at once (it was accepted for 28 s), and a revocation
+    whose announcement cannot be sent still succeeds.
     """
 
     def __init__(self, store: PostgresSessions, seconds: float,
@@ -174,6 +182,7 @@ class RememberedSessions:
         self.size = size
         self._active: dict[UUID, tuple[UUID, float]] = {}  # session -> (account, until)
         self._lock = threading.Lock()
+        self.hearing = False
 
     def create(self, account_id: UUID, refresh_jti: str, expires_at: datetime) -> UUID:
         return self.store.create(account_id, refresh_jti, expires_at)
@@ -184,13 +193,21 @@ class RememberedSessions:
 
     def revoke(self, session_id: UUID) -> None:
         self.store.revoke(session_id)
-        self.forget(f"session:{session_id}")
-        self.announce(f"session:{session_id}")
+        self._spread(f"session:{session_id}")
 
     def revoke_all(self, account_id: UUID) -> None:
         self.store.revoke_all(account_id)
-        self.forget(f"account:{account_id}")
-        self.announce(f"account:{account_id}")
+        self._spread(f"account:{account_id}")
+
+    def _spread(self, revocation: str) -> None:
+        self.forget(revocation)
+        try:
+            self.announce(revocation)
+        except Exception:
+            # Stored already, which is what counts: processes that cannot hear it are
+            # checking the database on every request (see `hearing`).
+            log.warning("could not announce %s; the other processes re-check", revocation,
+                        exc_info=True)
 
     def forget(self, what: str) -> None:
         """Forget a revoked `session:<id>`, every session of `account:<id>`, or `all`."""
@@ -212,15 +229,21 @@ class RememberedSessions:
         announced before it (re)subscribed is unknown, so everything is forgotten first."""
         messages = subscribe()
         self.forget("all")
-        for message in messages:
-            try:
-                self.forget(message)
-            except ValueError:
-                continue  # not ours to understand; nothing to forget
+        self.hearing = True
+        try:
+            for message in messages:
+                try:
+                    self.forget(message)
+                except ValueError:
+                    continue  # not ours to understand; nothing to forget
+        finally:
+            self.hearing = False
 
     def remembered(self, session_id: UUID, account_id: UUID) -> bool:
         """True if the session was found active, as this account's, within the last
-        `seconds` (no I/O)."""
+        `seconds` (no I/O), and revocations since could be heard."""
+        if not self.hearing:
+            return False
         with self._lock:
             entry = self._active.get(session_id)
         return entry is not None and entry[0] == account_id and entry[1] > self.clock()

@@ -120,8 +120,19 @@ def redeliver(pending: Pending, actor: dramatiq.Actor[..., None]) -> int:
     return len(due)
 
 
+# A killed worker's prefetched messages go back to the queue once its heartbeat is this
+# old (ms) and some consumer runs queue maintenance. dramatiq's defaults (60 s, and
+# maintenance on 0.1% of fetches, about every 100 s for an idle worker) left them waiting
+# up to 259 s after four kills; live workers beat with every fetch (at least every 200 ms
+# here, see start_worker), so 15 s is far above a live one's gap.
+HEARTBEAT_TIMEOUT_MS = 15_000
+MAINTENANCE_PER_MILLION = 20_000  # 2% of fetches: every few seconds when idle
+
+
 def make_broker(redis: Redis, namespace: str) -> RedisBroker:
-    broker = RedisBroker(client=redis, namespace=f"{namespace}-dramatiq")
+    broker = RedisBroker(client=redis, namespace=f"{namespace}-dramatiq",
+                         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+                         maintenance_chance=MAINTENANCE_PER_MILLION)
     broker.add_middleware(CurrentMessage())
     return broker
 

@@ -26,6 +26,7 @@ from tests.conftest import (
     free_port,
     make_settings,
     new_database,
+    register_student,
     running_server,
     unique_email,
 )
@@ -140,3 +141,36 @@ def test_a_failed_try_gives_its_lease_back_for_the_retry(server: Server) -> None
         runner.run("flaky_policy", position, final_attempt=False)
     runner.run("flaky_policy", position, final_attempt=False)
     assert calls == [account_id, account_id]
+
+
+def test_a_revoked_token_is_refused_everywhere_while_redis_is_down(
+        smtp: tuple[Mailbox, int], tmp_path: Path) -> None:
+    port = free_port()
+    with new_database() as url:
+        settings = make_settings(url, smtp[1], tmp_path,
+                                 redis_url=f"redis://127.0.0.1:{port}/0")
+        with volatile_redis(port, tmp_path) as server, \
+                running_server(settings, background=False) as a, \
+                running_server(settings, background=False) as b, \
+                a.client() as to_a, b.client() as to_b:
+            a.container.start_projections()
+            student = register_student(to_a)
+            deadline = time.monotonic() + 10
+            while not b.container.sessions.hearing:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            # B has checked the session and trusts it from memory for 30 s.
+            assert to_b.get("/api/users/profile/", headers=student.headers
+                            ).status_code == 200
+            server.kill()
+            server.wait(timeout=10)
+            deadline = time.monotonic() + 5
+            while b.container.sessions.hearing:
+                assert time.monotonic() < deadline, "B still trusts its memory"
+                time.sleep(0.05)
+            r = to_a.post("/api/auth/logout/", headers=student.headers)
+            assert r.status_code < 300, r.text  # it happened; Redis being down changes nothing
+            for to in (to_a, to_b):
+                r = to.get("/api/users/profile/", headers=student.headers)
+                assert r.status_code == 401, r.text
+                assert r.json()["error"]["code"] == "TOKEN_REVOKED"
