@@ -17,7 +17,13 @@ from application.ports import (
     TokenIssuer,
     TokenPair,
 )
-from domain.accounts import Account, EmailClaim, check_password_policy, normalise_email
+from domain.accounts import (
+    Account,
+    EmailClaim,
+    ResetRequests,
+    check_password_policy,
+    normalise_email,
+)
 from domain.errors import DomainError, Forbidden, Gone
 from domain.students import Student
 
@@ -174,7 +180,22 @@ class AuthCommands:
                                 limits.per_account, limits.account_window) or wait
         if wait is not None:
             raise RateLimited(wait)
-        account = self._account_by_email(normalise_email(email))
+        email = normalise_email(email)
+
+        def command() -> int:
+            # The same work for a known and an unknown address: no lookup here.
+            requests = (self.store.find(ResetRequests, ResetRequests.id_for(email))
+                        or ResetRequests(email=email))
+            requests.ask()
+            return self.store.commit(requests)
+
+        retry_on_conflict(command)
+
+    def pass_on_reset(self, event: ResetRequests.Asked) -> None:
+        """The process manager's half of a reset request: the account with that address,
+        if there is an active one, is asked to reset (which mails the key)."""
+        email = self.store.load(ResetRequests, event.originator_id).email
+        account = self._account_by_email(email)
         if account is None or not account.active:
             return
 

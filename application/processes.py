@@ -13,7 +13,13 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from application.auth import PASSWORD_RESET, PASSWORD_RESET_TTL, VERIFY_EMAIL, VERIFY_EMAIL_TTL
+from application.auth import (
+    PASSWORD_RESET,
+    PASSWORD_RESET_TTL,
+    VERIFY_EMAIL,
+    VERIFY_EMAIL_TTL,
+    AuthCommands,
+)
 from application.eventstore import EventStore
 from application.github import GitHubCommands
 from application.payments import PaymentCommands
@@ -28,7 +34,7 @@ from application.ports import (
 )
 from application.quizzes import QuizCommands
 from application.workspaces import WorkspaceCommands
-from domain.accounts import Account
+from domain.accounts import Account, ResetRequests
 from domain.payments import Payment
 from domain.progress import Progress
 from domain.quizzes import Quiz
@@ -249,6 +255,15 @@ class PaymentPolicies:
         self.chat.post(f":moneybag: Payment received: {event.amount_received / 100:.2f} "
                        f"{event.currency.upper()} from {student.name} for the "
                        f"{TRACK_NAMES[Track(payment.track)]} track")
+
+
+class AuthPolicies:
+    def __init__(self, auth: AuthCommands) -> None:
+        self.auth = auth
+
+    def policies(self) -> list[Policy]:
+        return [Policy("password_reset_request", (ResetRequests.Asked,),
+                       self.auth.pass_on_reset)]
 
 
 class GitHubPolicies:

@@ -183,3 +183,35 @@ class EmailClaim(Aggregate):
     @event(Claimed)
     def __init__(self, email: str, account_id: UUID) -> None:
         self.account_id = account_id
+
+
+class ResetRequests(Aggregate):
+    """Requests to reset the password of one email address, whether or not an account has
+    it. Asking records the same event either way, so the request's work and timing say
+    nothing about who has an account; the process manager finds the account afterwards
+    (AuthCommands.pass_on_reset)."""
+
+    class Opened(Aggregate.Created):
+        email: str
+
+    class Asked(Aggregate.Event):
+        pass
+
+    @staticmethod
+    def id_for(email: str) -> UUID:
+        return derived_id("password-reset", normalise_email(email))
+
+    @classmethod
+    def create_id(cls, email: str) -> UUID:
+        return cls.id_for(email)
+
+    @event(Opened)
+    def __init__(self, email: str) -> None:
+        self.email = email
+
+    def ask(self) -> None:
+        self._asked()
+
+    @event(Asked)
+    def _asked(self) -> None:
+        pass

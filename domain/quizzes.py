@@ -255,17 +255,44 @@ class Layout:
 
     @classmethod
     def for_attempt(cls, quiz: Quiz, seed: str) -> Layout:
+        return cls.of(quiz.questions, quiz.settings.shuffle_questions,
+                      quiz.settings.shuffle_options, seed)
+
+    @classmethod
+    def of(cls, questions: list[dict[str, Any]], shuffle_questions: bool,
+           shuffle_options: bool, seed: str) -> Layout:
         rng = random.Random(seed)
-        order = [q["id"] for q in quiz.questions]
-        if quiz.settings.shuffle_questions:
+        order = [q["id"] for q in questions]
+        if shuffle_questions:
             rng.shuffle(order)
         options = {}
-        for q in quiz.questions:
+        for q in questions:
             ids = [o["id"] for o in q["options"]]
-            if quiz.settings.shuffle_options:
+            if shuffle_options:
                 rng.shuffle(ids)
             options[q["id"]] = ids
         return cls(order, options)
+
+    def arrange(self, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`questions` (with their options) in this layout's order."""
+        by_id = {q["id"]: q for q in questions}
+        arranged = []
+        for question_id in self.questions:
+            question = by_id[question_id]
+            options = {o["id"]: o for o in question["options"]}
+            arranged.append({**question,
+                             "options": [options[i] for i in self.options[question_id]]})
+        return arranged
+
+
+def seen_by(questions: list[dict[str, Any]], settings: dict[str, Any], quiz_id: UUID,
+            student_id: UUID) -> list[dict[str, Any]]:
+    """A quiz's questions as one student sees them before starting: in an order of their
+    own when the quiz shuffles, so the stored order (an answer key, if a generator kept
+    the correct option first) is never shown."""
+    layout = Layout.of(questions, bool(settings.get("shuffle_questions")),
+                       bool(settings.get("shuffle_options")), f"{quiz_id}:{student_id}")
+    return layout.arrange(questions)
 
 
 def overdue(status: str, deadline: datetime | None, now: datetime) -> bool:

@@ -34,6 +34,7 @@ from application.github import GitHubCommands
 from application.payments import PaymentCommands
 from application.ports import ChatNotifier, Mailer, QuizGenerator
 from application.processes import (
+    AuthPolicies,
     GitHubPolicies,
     MailPolicies,
     PaymentPolicies,
@@ -446,6 +447,8 @@ def build(settings: Settings | None = None) -> Container:
             tune_pools(store.recorder.datastore.pool)  # type: ignore[attr-defined]
             store.recorder.create_table()  # type: ignore[attr-defined]
             views = _views(env)
+            for view in views.values():
+                view.request_wait_seconds = settings.read_wait_seconds
             _view(env, messaging.Relay).datastore.close()
             lock_conn.execute(authstore.SCHEMA)
             lock_conn.execute(messaging.SCHEMA)
@@ -496,6 +499,7 @@ def build(settings: Settings | None = None) -> Container:
                                      settings.github_client_id, settings.github_oauth_base,
                                      f"{public_url}/api/users/github/callback/")
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
+                *AuthPolicies(auth).policies(),
                 *SubmissionPolicies(store, mailer, chat, public_url).policies(),
                 *QuizPolicies(quizzes, _generator(settings)).policies(),
                 *PaymentPolicies(payments, store, chat).policies(),

@@ -134,6 +134,8 @@ class ReadModel(PostgresTrackingRecorder):
 
     # How long a wait trusts announcements before asking the database again.
     RECHECK_SECONDS: ClassVar[float] = 0.2
+    # How long a request waits for the model to include its position (settings).
+    request_wait_seconds: float = 4.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -239,14 +241,22 @@ class ReadModel(PostgresTrackingRecorder):
                 (APPLICATION_NAME, list(self.topics))).fetchone()
         return int(row["n"]) if row else 0
 
+    def catch_up(self, position: int | None) -> None:
+        """A request's wait for `position`: `wait_for` for `request_wait_seconds`, except
+        that while the model is known to lag it gives up at once (see PositionBoard)."""
+        self._wait(position, self.request_wait_seconds, give_up_early=True)
+
     def wait_for(self, position: int | None, timeout: float) -> None:
         """Return once the model includes `position`: on the projector's announcement when
         this process listens for them, asking the database now and then in case one was
         lost; by asking the database, with growing pauses, when it doesn't."""
+        self._wait(position, timeout, give_up_early=False)
+
+    def _wait(self, position: int | None, timeout: float, give_up_early: bool) -> None:
         name = self.position_key
         if not position or self.board.heard(name) >= position:
             return
-        if self.board.lagging(name) and self._last_unapplied(position):
+        if give_up_early and self.board.lagging(name) and self._last_unapplied(position):
             raise ProjectionLagging(f"{type(self).__name__} has not reached {position}")
         deadline = time.monotonic() + timeout
         pause = 0.002
@@ -260,9 +270,10 @@ class ReadModel(PostgresTrackingRecorder):
                 return
             pause = min(pause * 2, 0.05)
 
-    async def includes(self, position: int | None, timeout: float) -> bool:
-        """Whether the model includes `position` within `timeout`: `wait_for` on the event
-        loop, holding a thread only for its queries."""
+    async def includes(self, position: int | None) -> bool:
+        """Whether the model includes `position` within `request_wait_seconds`: `catch_up`
+        on the event loop, holding a thread only for its queries."""
+        timeout = self.request_wait_seconds
         name = self.position_key
         if not position or self.board.heard(name) >= position:
             return True

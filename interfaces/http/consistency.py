@@ -23,15 +23,14 @@ class Settling:
     view: ReadModel
     position: int
     read: Callable[[], BaseModel]
-    wait_seconds: float
     status_code: int = 200
 
     async def respond(self) -> JSONResponse:
         # The command is already stored: if the model can't catch up in time the answer
         # is 202 with the position to read at, never an error that invites a blind retry.
         headers = {"X-Position": str(self.position)}
-        extend_deadline(self.wait_seconds + 1)
-        if not await self.view.includes(self.position, self.wait_seconds):
+        extend_deadline(self.view.request_wait_seconds + 1)
+        if not await self.view.includes(self.position):
             accepted = AcceptedOut(detail="Accepted; the read model is catching up",
                                    position=self.position)
             return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
@@ -41,6 +40,6 @@ class Settling:
 
 
 def answer_after(view: ReadModel, position: int, read: Callable[[], BaseModel],
-                 wait_seconds: float, status_code: int = 200) -> Settling:
+                 status_code: int = 200) -> Settling:
     """The read model's view once it includes `position`, with X-Position."""
-    return Settling(view, position, read, wait_seconds, status_code)
+    return Settling(view, position, read, status_code)

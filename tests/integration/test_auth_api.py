@@ -222,6 +222,36 @@ def test_reset_request_for_unknown_email_looks_like_success(
     assert mailbox.to(email) == []
 
 
+def test_a_reset_request_does_the_same_work_for_a_known_and_an_unknown_email(
+    database_url: str, smtp: tuple[Mailbox, int], tmp_path: Path,
+) -> None:
+    """Nothing on the request's path depends on whether the address has an account (its
+    timing was 13.1 ms against 4.4 ms): each records one request event, and only the
+    process manager, later, looks for the account."""
+    mailbox = smtp[0]
+    settings = make_settings(database_url, smtp[1], tmp_path)
+    with running_server(settings, background=False) as s, s.client() as c:
+        known, unknown = unique_email(), unique_email()
+        s.container.accounts.register_student(known, "Reset", PASSWORD,
+                                              Track.DATA_PROFESSIONAL)
+        recorder = s.container.store.recorder
+        for email in (known, unknown):
+            before = recorder.max_notification_id() or 0
+            r = c.post("/api/auth/password/reset/", json={"email": email})
+            assert r.status_code == 202
+            added = recorder.select_notifications(start=before + 1, limit=10)
+            assert [n.topic.split(":")[-1] for n in added] == [
+                "ResetRequests.Opened", "ResetRequests.Asked"]
+        # Asking again for the same address is one event.
+        before = recorder.max_notification_id() or 0
+        assert c.post("/api/auth/password/reset/", json={"email": known}).status_code == 202
+        assert len(recorder.select_notifications(start=before + 1, limit=10)) == 1
+        s.container.start_relay()
+        s.container.start_worker()
+        mailbox.wait_for(known, "Reset your ApraNova password")
+        assert mailbox.to(unknown) == []
+
+
 def test_login_is_rate_limited_per_account_and_per_ip(
     database_url: str, smtp: tuple[Mailbox, int], tmp_path: Path,
 ) -> None:

@@ -10,7 +10,14 @@ import pytest
 
 from application.quizzes import with_ids
 from domain.errors import Conflict, Invalid
-from domain.quizzes import Attempt, Layout, Quiz, QuizSettings, question_problems
+from domain.quizzes import (
+    Attempt,
+    Layout,
+    Quiz,
+    QuizSettings,
+    question_problems,
+    seen_by,
+)
 
 TRAINER, STUDENT = uuid4(), uuid4()
 
@@ -148,6 +155,23 @@ def test_shuffled_layouts_are_permutations_fixed_by_seed() -> None:
     assert sorted(a.questions) == sorted(x["id"] for x in quiz.questions)
     for question in quiz.questions:
         assert sorted(a.options[question["id"]]) == sorted(o["id"] for o in question["options"])
+
+
+def test_before_starting_each_student_sees_an_order_of_their_own_when_shuffling() -> None:
+    # Stored with the correct option first, as a generator once kept them.
+    questions = with_ids([q(f"Question {i}") for i in range(200)])
+    settings = {"shuffle_questions": False, "shuffle_options": True}
+    quiz_id = uuid4()
+    first_right = sum(shown["options"][0]["correct"]
+                      for shown in seen_by(questions, settings, quiz_id, STUDENT))
+    assert 20 <= first_right <= 80  # about 1 in 4 of 200, not all of them
+    again = seen_by(questions, settings, quiz_id, STUDENT)
+    assert again == seen_by(questions, settings, quiz_id, STUDENT)  # stable per student
+    assert again != seen_by(questions, settings, quiz_id, uuid4())
+    assert [sorted(o["id"] for o in x["options"]) for x in again] == [
+        sorted(o["id"] for o in x["options"]) for x in questions]
+    # Without shuffling, the stored order is the order shown.
+    assert seen_by(questions, {}, quiz_id, STUDENT) == questions
 
 
 def test_regrade_after_a_correction() -> None:

@@ -176,7 +176,7 @@ def _project(row: dict[str, Any]) -> ProjectOut:
 
 
 def _wait(c: Container, view: ReadModel, position: int | None) -> None:
-    view.wait_for(position, c.settings.read_wait_seconds)
+    view.catch_up(position)
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -267,12 +267,8 @@ def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Settl
     else:
         position = c.curriculum.set_step(p.actor, body.project_id, body.step,
                                          body.action == "complete_step")
-    return _after(c, c.progress, position, lambda: _my_progress(c, p))
+    return answer_after(c.progress, position, lambda: _my_progress(c, p))
 
-
-def _after(c: Container, view: ReadModel, position: int, read: Any,
-           status_code: int = 200) -> Settling:
-    return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
 
 
 # -- submissions -----------------------------------------------------------------------------
@@ -299,7 +295,7 @@ def _submission(row: dict[str, Any], history: list[HistoryOut] | None = None
 def create_submission(body: SubmissionIn, p: PrincipalDep, c: ContainerDep) -> Settling:
     created = c.curriculum.create_submission(p.actor, body.project_id, body.deliverables,
                                              body.submit, body.note)
-    return _after(c, c.submissions, created.position,
+    return answer_after(c.submissions, created.position,
                   lambda: _visible_submission(c, p, created.id), status.HTTP_201_CREATED)
 
 
@@ -336,7 +332,7 @@ def update_submission(submission_id: UUID, body: SubmissionUpdateIn, p: Principa
                       c: ContainerDep) -> Settling:
     position = c.curriculum.update_submission(p.actor, submission_id, body.deliverables,
                                               body.submit, body.note)
-    return _after(c, c.submissions, position,
+    return answer_after(c.submissions, position,
                   lambda: _visible_submission(c, p, submission_id))
 
 
@@ -347,7 +343,7 @@ def upload_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: Container
     chunks = iter(lambda: file.file.read(64 * 1024), b"")
     position = c.curriculum.attach_file(p.actor, submission_id, key, file.filename or "",
                                         chunks)
-    return _after(c, c.submissions, position,
+    return answer_after(c.submissions, position,
                   lambda: _visible_submission(c, p, submission_id))
 
 
@@ -371,7 +367,7 @@ def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep
         raise Forbidden("Only trainers and administrators review", code="PERMISSION_DENIED")
     position = c.curriculum.review(p.actor, submission_id, body.decision, body.feedback,
                                    body.rubric)
-    return _after(c, c.submissions, position,
+    return answer_after(c.submissions, position,
                   lambda: _visible_submission(c, p, submission_id))
 
 

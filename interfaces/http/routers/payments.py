@@ -73,8 +73,7 @@ def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
 
 
 def _after(c: Container, p: Principal, payment_id: UUID, position: int) -> Settling:
-    return answer_after(c.payment_views, position, lambda: _visible(c, p, payment_id),
-                        c.settings.read_wait_seconds)
+    return answer_after(c.payment_views, position, lambda: _visible(c, p, payment_id))
 
 
 @router.post("/create-intent/", status_code=status.HTTP_201_CREATED, response_model=IntentOut)
@@ -90,7 +89,7 @@ def create_intent(p: PrincipalDep, c: ContainerDep, response: Response,
 @router.get("/", response_model=Page[PaymentOut])
 def list_payments(request: Request, p: PrincipalDep, c: ContainerDep, position: Position,
                   pages: Annotated[PageParams, Depends(page_params)]) -> dict[str, Any]:
-    c.payment_views.wait_for(position, c.settings.read_wait_seconds)
+    c.payment_views.catch_up(position)
     count, rows = c.payment_views.page(offset=pages.offset, limit=pages.page_size,
                                        student_id=None if p.role in STAFF else p.id)
     return paginate(request, pages, count, [PaymentOut(**r) for r in rows])
@@ -127,7 +126,7 @@ async def stripe_webhook(
 @router.get("/{payment_id}/", response_model=PaymentOut)
 def get_payment(payment_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                 ) -> PaymentOut:
-    c.payment_views.wait_for(position, c.settings.read_wait_seconds)
+    c.payment_views.catch_up(position)
     return _visible(c, p, payment_id)
 
 

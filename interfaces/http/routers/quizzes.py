@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from domain.errors import NotFound
 from domain.grading import GradingMethod, combine
-from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers
+from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers, seen_by
 from domain.roles import Role, Track, is_staff
 from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
@@ -19,7 +19,6 @@ from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, 
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Title
-from projections.base import ReadModel
 from projections.quizzes import public_questions
 
 router = Router(prefix="/api/quiz", tags=["quizzes"])
@@ -192,10 +191,6 @@ class RegradeOut(BaseModel):
     changes: list[RegradeChangeOut]
 
 
-def _after(c: Container, view: ReadModel, position: int, read: Any,
-           status_code: int = 200) -> Settling:
-    return answer_after(view, position, read, c.settings.read_wait_seconds, status_code)
-
 
 def _may_author(p: Principal) -> bool:
     """Whether the principal can own or oversee quizzes at all (no query otherwise)."""
@@ -219,7 +214,8 @@ def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQu
     public = c.student_quizzes.get(quiz_id)
     if public is None:
         raise NotFound("Quiz not found")
-    return StudentQuizOut(**public)
+    return StudentQuizOut(**{**public, "questions": seen_by(
+        public["questions"], public["settings"], quiz_id, p.id)})
 
 
 # -- authoring -------------------------------------------------------------------------------
@@ -243,7 +239,7 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                                           Query(alias="status")] = None) -> dict[str, Any]:
     """Authors see their own quizzes (overseers all); others the published ones."""
     if p.role is Role.TRAINER or p.role in OVERSEERS:
-        c.quiz_views.wait_for(position, c.settings.read_wait_seconds)
+        c.quiz_views.catch_up(position)
         count, rows = c.quiz_views.page(
             offset=pages.offset, limit=pages.page_size, status=status_filter,
             owner_id=p.id if p.role is Role.TRAINER else None)
@@ -253,7 +249,7 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                    for r in rows]
     else:
         for model in (c.student_quizzes, c.users):  # the list follows the student's track
-            model.wait_for(position, c.settings.read_wait_seconds)
+            model.catch_up(position)
         count, rows = c.student_quizzes.page(offset=pages.offset, limit=pages.page_size,
                                              student_id=p.id)
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
@@ -266,8 +262,8 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
 @router.get("/quizzes/{quiz_id}/", response_model=QuizOut | StudentQuizOut)
 def get_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
              ) -> QuizOut | StudentQuizOut:
-    c.quiz_views.wait_for(position, c.settings.read_wait_seconds)
-    c.student_quizzes.wait_for(position, c.settings.read_wait_seconds)
+    c.quiz_views.catch_up(position)
+    c.student_quizzes.catch_up(position)
     return _quiz_view(c, p, quiz_id)
 
 
@@ -285,13 +281,13 @@ def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> 
         [q.model_dump() for q in body.questions] if body.questions is not None else None,
         body.settings.model_dump(mode="json", exclude_unset=True) if body.settings else None,
         body.reason)
-    return _after(c, c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+    return answer_after(c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
 
 
 @router.post("/quizzes/{quiz_id}/publish/", response_model=QuizOut)
 def publish(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     position = c.quizzes.publish(p.actor, quiz_id)
-    return _after(c, c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+    return answer_after(c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
 
 
 @router.delete("/quizzes/{quiz_id}/", status_code=status.HTTP_204_NO_CONTENT)
@@ -304,7 +300,7 @@ def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
 @router.get("/quizzes/{quiz_id}/statistics/", response_model=StatisticsOut)
 def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                ) -> StatisticsOut:
-    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    c.attempts.catch_up(position)
     s = c.attempts.statistics(quiz_id) if _may_author(p) else None
     if s is None or not _authors(p, s):
         raise NotFound("Quiz not found")
@@ -399,7 +395,7 @@ def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     started = c.quizzes.start(p.actor, quiz_id)
     # 200 when the attempt already in progress is returned instead of a new one.
     code = status.HTTP_200_OK if started.resumed else status.HTTP_201_CREATED
-    return _after(c, c.attempts, started.position, lambda: _attempt_view(c, p, started.id),
+    return answer_after(c.attempts, started.position, lambda: _attempt_view(c, p, started.id),
                   code)
 
 
@@ -422,7 +418,7 @@ def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep,
 @router.post("/attempts/{attempt_id}/submit/", response_model=AttemptOut)
 def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
     position = c.quizzes.submit(p.actor, attempt_id)
-    return _after(c, c.attempts, position, lambda: _attempt_view(c, p, attempt_id))
+    return answer_after(c.attempts, position, lambda: _attempt_view(c, p, attempt_id))
 
 
 @router.get("/attempts/{attempt_id}/", response_model=AttemptOut)
@@ -434,7 +430,7 @@ def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Po
     settled = c.quizzes.settle(p.actor, attempt_id, seen)
     wait = max(settled, position or 0)
     # With nothing to wait for, the row just read is the answer.
-    return _after(c, c.attempts, wait,
+    return answer_after(c.attempts, wait,
                   lambda: _attempt_view(c, p, attempt_id, None if wait else row))
 
 
@@ -442,7 +438,7 @@ def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Po
 def list_attempts(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
                   position: Position, quiz_id: UUID | None = None) -> dict[str, Any]:
     """Your attempts; the owner of a quiz (or an overseer) may list all its attempts."""
-    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    c.attempts.catch_up(position)
     student_id: UUID | None = p.id
     if quiz_id is not None and _authors_row(c, p, quiz_id) is not None:
         student_id = None
@@ -462,7 +458,7 @@ def list_attempts(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pag
 @router.get("/quizzes/{quiz_id}/grade/", response_model=GradeOut)
 def my_grade(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> GradeOut:
     """Your grade for a quiz across attempts, by the quiz's grading method."""
-    c.attempts.wait_for(position, c.settings.read_wait_seconds)
+    c.attempts.catch_up(position)
     quiz = c.student_quizzes.get(quiz_id) or (
         c.quiz_views.get(quiz_id) if is_staff(p.role) else None)
     if quiz is None:

@@ -66,7 +66,7 @@ class TrainerOut(BaseModel):
 
 
 def _user(c: Container, user_id: UUID, position: int | None) -> UserOut:
-    c.users.wait_for(position, c.settings.read_wait_seconds)
+    c.users.catch_up(position)
     row = c.users.get(user_id)
     if row is None:
         raise NotFound("User not found")
@@ -79,8 +79,7 @@ def _set_position(response: Response, position: int) -> None:
 
 
 def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Settling:
-    return answer_after(c.users, position, lambda: _user(c, user_id, None),
-                        c.settings.read_wait_seconds, status_code)
+    return answer_after(c.users, position, lambda: _user(c, user_id, None), status_code)
 
 
 @router.get("/profile/", response_model=UserOut)
@@ -98,7 +97,7 @@ def trainers(
     request: Request, p: PrincipalDep, c: ContainerDep, position: Position,
     pages: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:
-    c.users.wait_for(position, c.settings.read_wait_seconds)
+    c.users.catch_up(position)
     count, rows = c.users.page(offset=pages.offset, limit=pages.page_size,
                                role=Role.TRAINER.value, active=True)
     capacity = c.settings.trainer_capacity
@@ -124,7 +123,7 @@ def list_users(
     is_active: bool | None = None,
     search: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, Any]:
-    c.users.wait_for(position, c.settings.read_wait_seconds)
+    c.users.catch_up(position)
     count, rows = c.users.page(offset=pages.offset, limit=pages.page_size,
                                role=role.value if role else None, active=is_active,
                                search=search)

@@ -52,7 +52,7 @@ class UrlOut(BaseModel):
 
 
 def _row(c: Container, student_id: UUID, position: int = 0) -> dict[str, Any]:
-    c.workspace_views.wait_for(position, c.settings.read_wait_seconds)
+    c.workspace_views.catch_up(position)
     row = c.workspace_views.of_student(student_id)
     if row is None:
         raise NotFound("No workspace yet; launch one first")
