@@ -74,7 +74,7 @@ def test_a_redis_restart_without_persistence_loses_no_effect(
                                                       Track.DATA_PROFESSIONAL)
             queue = redis.Redis(port=port)
             deadline = time.monotonic() + 15
-            while not any(b"process-managers" in k for k in queue):
+            while not any(b"process-managers" in k for k in queue.keys()):  # noqa: SIM118
                 assert time.monotonic() < deadline, "nothing was enqueued"
                 time.sleep(0.05)
             time.sleep(0.5)  # the relay has recorded its position past them
