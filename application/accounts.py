@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
-from application.authorization import Actor, require_may_manage
+from application.authorization import ADMINISTRATORS, Actor, require_may_manage
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import CredentialStore, PasswordHasher, SessionStore
 from domain.accounts import Account, EmailClaim, check_password_policy, normalise_email
@@ -70,7 +70,7 @@ class AccountCommands:
 
     def create_administrator(self, email: str, name: str, password: str, role: Role) -> Registered:
         """For operators at the command line: how the first administrator comes to exist."""
-        if role not in (Role.ADMIN, Role.SUPERADMIN):
+        if role not in ADMINISTRATORS:
             raise Invalid("Only administrator roles are created this way", code="INVALID_ROLE")
         return self._create(email, name, password, role, None, creator=None)
 

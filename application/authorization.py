@@ -26,6 +26,25 @@ class Actor:
 # Auditors and analysts read; of all commands they may only end or renew their own session
 # and change or reset their own password (those do not pass through here).
 READ_ONLY_ROLES = frozenset({Role.AUDITOR, Role.ANALYST})
+# Who manages accounts, payments and workspaces.
+ADMINISTRATORS = PRIVILEGED_ROLES
+# Who reads every learner's records (accounts, submissions, quizzes, attempts, payments,
+# history); analysts read only the pseudonymised event stream.
+OVERSEERS = ADMINISTRATORS | {Role.AUDITOR}
+# Who writes quizzes and reviews submissions (trainers: their own quizzes and students).
+AUTHORS = ADMINISTRATORS | {Role.TRAINER}
+# Who has a review queue to look at.
+REVIEW_QUEUE_READERS = AUTHORS | {Role.AUDITOR}
+# Who reads the event stream (CloudEvents, xAPI).
+EVENT_READERS = OVERSEERS | {Role.ANALYST}
+
+
+def oversees(role: Role) -> bool:
+    return role in OVERSEERS
+
+
+def authors(role: Role) -> bool:
+    return role in AUTHORS
 
 
 def is_read_only(role: Role) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from application.accounts import Actor, require_staff
+from application.authorization import ADMINISTRATORS
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import PaymentGateway
 from domain.errors import Conflict, Forbidden, NotFound
@@ -87,7 +88,7 @@ class PaymentCommands:
     def _payment(self, actor: Actor, payment_id: UUID) -> Payment:
         payment = self.store.find(Payment, payment_id)
         if payment is None or (payment.student_id != actor.id
-                               and actor.role not in (Role.ADMIN, Role.SUPERADMIN)):
+                               and actor.role not in ADMINISTRATORS):
             raise NotFound("Payment not found")
         return payment
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.accounts import Actor
+from application.authorization import AUTHORS
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import Clock, GeneratedQuestions
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -27,7 +28,6 @@ from domain.roles import Role, is_staff
 from domain.text import storable
 
 GENERATION_TYPES = ("PROMPT", "WEB_SEARCH")
-AUTHORS = (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN)
 
 
 @dataclass(frozen=True)

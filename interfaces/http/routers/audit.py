@@ -9,15 +9,15 @@ from uuid import UUID
 from fastapi import Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
+from application.authorization import OVERSEERS
 from domain.errors import Invalid
-from domain.roles import Role
 from interfaces.http.dependencies import ContainerDep, Principal, require_roles
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 
 router = Router(prefix="/api/audit", tags=["audit"])
 
-Auditor = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
+Auditor = Annotated[Principal, Depends(require_roles(*OVERSEERS))]
 AggregateType = Annotated[str, Path(pattern=r"^[a-z][a-z-]{1,40}$",
                                     description="account, student, trainer-capacity, "
                                                 "curriculum, progress, submission, quiz, "

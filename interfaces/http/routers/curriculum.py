@@ -10,6 +10,7 @@ from fastapi import Depends, File, Path, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from application.authorization import REVIEW_QUEUE_READERS, authors, oversees
 from domain.errors import Forbidden, NotFound
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
@@ -31,7 +32,6 @@ KeyPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
 DELIVERABLE_KEY = r"^[a-z][a-z0-9_]{0,40}$"
 DeliverableKey = Annotated[str, StringConstraints(pattern=DELIVERABLE_KEY)]
 DeliverableValue = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
 
 
 class TrackOut(BaseModel):
@@ -277,7 +277,7 @@ def _visible_submission(c: Container, p: Principal, submission_id: UUID,
                         with_history: bool = True) -> SubmissionOut:
     row = c.submissions.get(submission_id)
     allowed = row is not None and (
-        p.role in OVERSEERS or row["student_id"] == p.id
+        oversees(p.role) or row["student_id"] == p.id
         or (p.role is Role.TRAINER and row["trainer_id"] == p.id))
     if row is None or not allowed:
         raise NotFound("Submission not found")
@@ -312,7 +312,7 @@ def list_submissions(
     trainer_id = None
     if p.role is Role.TRAINER:
         trainer_id = p.id
-    elif p.role not in OVERSEERS:
+    elif not oversees(p.role):
         student_id = p.id  # students see their own, whatever they ask for
     count, rows = c.submissions.page(offset=pages.offset, limit=pages.page_size,
                                      student_id=student_id, trainer_id=trainer_id,
@@ -363,7 +363,7 @@ def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: Contain
 
 @router.post("/submissions/{submission_id}/review/", response_model=SubmissionOut)
 def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep) -> Settling:
-    if p.role not in (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN):
+    if not authors(p.role):
         raise Forbidden("Only trainers and administrators review", code="PERMISSION_DENIED")
     position = c.curriculum.review(p.actor, submission_id, body.decision, body.feedback,
                                    body.rubric)
@@ -375,7 +375,7 @@ def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep
 def review_queue(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
                  position: Position) -> dict[str, Any]:
     """Waiting submissions, oldest first: a trainer's own students, or everyone's for staff."""
-    if p.role not in (Role.TRAINER, Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR):
+    if p.role not in REVIEW_QUEUE_READERS:
         raise Forbidden("Only trainers and administrators have a review queue",
                         code="PERMISSION_DENIED")
     _wait(c, c.submissions, position)

@@ -13,15 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from domain.roles import Role
+from application.authorization import EVENT_READERS
 from interfaces.analytics import asyncapi_document
 from interfaces.http.dependencies import ContainerDep, Principal, require_roles
 from interfaces.http.routing import Router
 
 router = Router(prefix="/api/events", tags=["events"])
 
-Reader = Annotated[Principal, Depends(require_roles(
-    Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR, Role.ANALYST))]
+Reader = Annotated[Principal, Depends(require_roles(*EVENT_READERS))]
 After = Annotated[int, Query(ge=0, description="Position to read after (0: the beginning)")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 TAIL_POLL_SECONDS = 0.5

@@ -10,8 +10,8 @@ from fastapi import Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, StringConstraints
 
+from application.authorization import oversees
 from domain.errors import NotFound
-from domain.roles import Role
 from infrastructure.bootstrap import Container
 from infrastructure.stripe_gateway import WebhookRejected, verify_stripe_event
 from interfaces.http.consistency import Settling, answer_after
@@ -25,7 +25,6 @@ router = Router(prefix="/api/payments", tags=["payments"])
 
 Position = Annotated[int | None, Depends(read_position)]
 Reason = Annotated[str, StringConstraints(max_length=500)]
-STAFF = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
 
 
 class CreateIntentIn(Body):
@@ -67,7 +66,7 @@ class RefundDecisionIn(Body):
 
 def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
     row = c.payment_views.get(payment_id)
-    if row is None or (row["student_id"] != p.id and p.role not in STAFF):
+    if row is None or (row["student_id"] != p.id and not oversees(p.role)):
         raise NotFound("Payment not found")
     return PaymentOut(**row)
 
@@ -91,7 +90,7 @@ def list_payments(request: Request, p: PrincipalDep, c: ContainerDep, position: 
                   pages: Annotated[PageParams, Depends(page_params)]) -> dict[str, Any]:
     c.payment_views.catch_up(position)
     count, rows = c.payment_views.page(offset=pages.offset, limit=pages.page_size,
-                                       student_id=None if p.role in STAFF else p.id)
+                                       student_id=None if oversees(p.role) else p.id)
     return paginate(request, pages, count, [PaymentOut(**r) for r in rows])
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field, StringConstraints
 
+from application.authorization import oversees
 from domain.errors import NotFound
 from domain.grading import GradingMethod, combine
 from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers, seen_by
@@ -27,7 +28,6 @@ Position = Annotated[int | None, Depends(read_position)]
 Pages = Annotated[PageParams, Depends(page_params)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 ShortId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,20}$")]
-OVERSEERS = (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
 
 
 class GenerateIn(Body):
@@ -194,11 +194,11 @@ class RegradeOut(BaseModel):
 
 def _may_author(p: Principal) -> bool:
     """Whether the principal can own or oversee quizzes at all (no query otherwise)."""
-    return p.role in OVERSEERS or p.role is Role.TRAINER
+    return oversees(p.role) or p.role is Role.TRAINER
 
 
 def _authors(p: Principal, row: dict[str, Any] | None) -> bool:
-    return row is not None and (p.role in OVERSEERS or row["owner_id"] == p.id)
+    return row is not None and (oversees(p.role) or row["owner_id"] == p.id)
 
 
 def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
@@ -238,7 +238,7 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                                                   "archived"] | None,
                                           Query(alias="status")] = None) -> dict[str, Any]:
     """Authors see their own quizzes (overseers all); others the published ones."""
-    if p.role is Role.TRAINER or p.role in OVERSEERS:
+    if p.role is Role.TRAINER or oversees(p.role):
         c.quiz_views.catch_up(position)
         count, rows = c.quiz_views.page(
             offset=pages.offset, limit=pages.page_size, status=status_filter,

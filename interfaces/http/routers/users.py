@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from application.accounts import UserChanges
+from application.authorization import ADMINISTRATORS, OVERSEERS, oversees
 from domain.errors import NotFound
 from domain.roles import Role, Track
 from infrastructure.bootstrap import Container
@@ -26,8 +27,8 @@ from interfaces.http.schemas import Body, Email, Name, NewPassword, Reason, User
 
 router = Router(prefix="/api/users", tags=["users"])
 
-Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN))]
-Overseer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
+Staff = Annotated[Principal, Depends(require_roles(*ADMINISTRATORS))]
+Overseer = Annotated[Principal, Depends(require_roles(*OVERSEERS))]
 Position = Annotated[int | None, Depends(read_position)]
 
 
@@ -141,7 +142,7 @@ def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Settling:
 def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut:
     user = _user(c, user_id, position)
     allowed = (
-        p.role in (Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR)
+        oversees(p.role)
         or user.id == p.id
         or (p.role is Role.TRAINER and user.trainer_id == p.id)
     )

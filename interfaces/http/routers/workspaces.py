@@ -15,8 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from application.authorization import ADMINISTRATORS, OVERSEERS
 from domain.errors import Conflict, NotFound
-from domain.roles import Role
 from infrastructure.bootstrap import Container
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, require_roles
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
@@ -24,8 +24,8 @@ from interfaces.http.routing import Router
 
 router = Router(tags=["workspaces"])
 
-Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN))]
-Overseer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SUPERADMIN, Role.AUDITOR))]
+Staff = Annotated[Principal, Depends(require_roles(*ADMINISTRATORS))]
+Overseer = Annotated[Principal, Depends(require_roles(*OVERSEERS))]
 TERMINAL = ("running", "failed", "stopped")
 
 
