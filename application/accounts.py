@@ -10,7 +10,13 @@ from eventsourcing.persistence import IntegrityError
 from application.authorization import ADMINISTRATORS, Actor, require_may_manage
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import CredentialStore, PasswordHasher, SessionStore
-from domain.accounts import Account, EmailClaim, check_password_policy, normalise_email
+from domain.accounts import (
+    Account,
+    EmailClaim,
+    SuperadminChanges,
+    check_password_policy,
+    normalise_email,
+)
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.roles import Role, Track, check_role_grant, is_staff
 from domain.students import Student
@@ -151,7 +157,8 @@ class AccountCommands:
             if changes.is_active is False:
                 touched += self._deactivate(actor, account, reason)
             revoke = account.role != old_role or not account.active
-            return self.store.commit(account, *touched), revoke
+            guard = self._superadmin_removal(actor, old_role, account)
+            return self.store.commit(account, *touched, guard), revoke
 
         position, revoke = retry_on_conflict(command)
         if revoke:
@@ -199,12 +206,32 @@ class AccountCommands:
         def command() -> int:
             account = self.store.load(Account, target_id, "User")
             require_may_manage(actor, account.id, account.role)
+            old_role = account.role
             touched = self._deactivate(actor, account, reason or "deleted by superadmin")
-            return self.store.commit(account, *touched)
+            guard = self._superadmin_removal(actor, old_role, account)
+            return self.store.commit(account, *touched, guard)
 
         position = retry_on_conflict(command)
         self.sessions.revoke_all(target_id)
         return position
+
+    def _superadmin_removal(self, actor: Actor, old_role: Role, account: Account
+                            ) -> SuperadminChanges | None:
+        """When `account` stops being an active superadmin: the change goes through the
+        one SuperadminChanges aggregate, and only while its actor still is one."""
+        if old_role is not Role.SUPERADMIN or (account.role is Role.SUPERADMIN
+                                               and account.active):
+            return None
+        # The guard first: a removal committed after this read makes ours conflict, and
+        # the retry then sees whether the actor was the one removed.
+        guard = (self.store.find(SuperadminChanges, SuperadminChanges.ID)
+                 or SuperadminChanges())
+        current = self.store.load(Account, actor.id, "User")
+        if current.role is not Role.SUPERADMIN or not current.active:
+            raise Forbidden("Only an active superadmin removes a superadmin",
+                            code="SUPERADMIN_REQUIRED")
+        guard.removed(account.id, actor.id)
+        return guard
 
     def _deactivate(
         self, actor: Actor, account: Account, reason: str

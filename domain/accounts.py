@@ -5,6 +5,7 @@ Credentials never appear here: password hashes and tokens live in the credential
 
 from __future__ import annotations
 
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -214,4 +215,36 @@ class ResetRequests(Aggregate):
 
     @event(Asked)
     def _asked(self) -> None:
+        pass
+
+
+class SuperadminChanges(Aggregate):
+    """Every change that takes a superadmin away (deactivation, another role), one after
+    another: two such commands at once conflict here, and the retry finds whether its
+    actor is still an active superadmin. Since an actor never removes themselves, some
+    superadmin always remains: two superadmins switching each other off at the same
+    moment cannot leave none."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class Removed(Aggregate.Event):
+        account_id: UUID
+        actor_id: UUID
+
+    ID: ClassVar[UUID] = derived_id("superadmin-changes", "all")
+
+    @classmethod
+    def create_id(cls) -> UUID:
+        return cls.ID
+
+    @event(Opened)
+    def __init__(self) -> None:
+        pass
+
+    def removed(self, account_id: UUID, actor_id: UUID) -> None:
+        self._removed(account_id=account_id, actor_id=actor_id)
+
+    @event(Removed)
+    def _removed(self, account_id: UUID, actor_id: UUID) -> None:
         pass

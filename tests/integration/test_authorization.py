@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from uuid import UUID
 
@@ -9,6 +10,10 @@ import httpx
 import jwt
 import pytest
 
+from application.accounts import UserChanges
+from application.authorization import Actor
+from domain.accounts import Account
+from domain.errors import Forbidden
 from domain.roles import Role
 from tests.conftest import (
     PASSWORD,
@@ -115,3 +120,32 @@ def test_forwarded_for_is_not_believed_unless_from_a_configured_proxy(
                            json={"email": email, "password": PASSWORD}).status_code
                     for i in range(5)]
         assert statuses[:3] == [401, 401, 401] and 429 in statuses[3:], statuses
+
+
+def test_two_superadmins_switching_each_other_off_at_once_leave_one(server: Server) -> None:
+    accounts = server.container.accounts
+    for _ in range(5):
+        pair = [accounts.create_administrator(unique_email("root"), "Root", PASSWORD,
+                                              Role.SUPERADMIN).account_id for _ in range(2)]
+        start = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def switch_off(actor: UUID, target: UUID, start: threading.Barrier = start,
+                       outcomes: list[str] = outcomes) -> None:
+            start.wait()
+            try:
+                accounts.update_user(Actor(actor, Role.SUPERADMIN), target,
+                                     UserChanges(is_active=False, reason="race"))
+                outcomes.append("done")
+            except Forbidden as refused:
+                outcomes.append(refused.code)
+
+        threads = [threading.Thread(target=switch_off, args=(a, b))
+                   for a, b in (pair, pair[::-1])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert sorted(outcomes) == ["SUPERADMIN_REQUIRED", "done"]
+        active = [server.container.store.load(Account, a).active for a in pair]
+        assert active.count(True) == 1
