@@ -225,7 +225,13 @@ class RunningContainer:
     host_port: int
 
 
+class EngineUnavailable(Exception):
+    """The workspace engine cannot be reached (not running, or no socket)."""
+
+
 class WorkspaceRuntime(Protocol):
+    """Every method raises EngineUnavailable when the engine cannot be reached."""
+
     def ensure_running(self, spec: WorkspaceSpec) -> RunningContainer:
         """Start the named container (creating it if needed); never a second one."""
         ...

@@ -13,7 +13,7 @@ from uuid import UUID
 from application.accounts import Actor, require_staff
 from application.authorization import PaidAccess
 from application.eventstore import EventStore, retry_on_conflict
-from application.ports import Clock, WorkspaceRuntime, WorkspaceSpec
+from application.ports import Clock, EngineUnavailable, WorkspaceRuntime, WorkspaceSpec
 from domain.workspaces import ACTIVE, PROVISIONING, REQUESTED, RUNNING, Workspace
 
 # Engine states of a container on its way out: as good as gone.
@@ -118,8 +118,11 @@ class WorkspaceCommands:
         try:
             running = self.runtime.ensure_running(self.spec(workspace))
             ready = self.runtime.wait_ready(running.host_port, self.policy.start_timeout)
+        except EngineUnavailable:
+            return self._record(workspace_id, lambda w: w.fail(
+                "engine_unavailable", "Workspaces are unavailable right now; try again later"))
         except Exception as error:  # the engine's failure is the workspace's outcome
-            detail = repr(error)
+            detail = f"The workspace could not start: {type(error).__name__}: {error}"[:500]
             return self._record(workspace_id, lambda w: w.fail("engine_error", detail))
         if not ready:
             self.runtime.stop(workspace.container_name)

@@ -32,7 +32,7 @@ from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
 from application.github import GitHubCommands
 from application.payments import PaymentCommands
-from application.ports import ChatNotifier, Mailer, QuizGenerator
+from application.ports import ChatNotifier, EngineUnavailable, Mailer, QuizGenerator
 from application.processes import (
     AuthPolicies,
     GitHubPolicies,
@@ -296,11 +296,24 @@ class Container:
         every = self.settings.workspace_supervise_every_seconds
 
         def supervise(stop: threading.Event) -> None:
-            while not stop.wait(every):
+            pause = every
+            while not stop.wait(pause):
                 ids = self.workspace_views.ids()
-                if ids:
-                    self.workspaces.cull(ids)
+                if not ids:
+                    continue
+                self.workspaces.cull(ids)
+                try:
                     self.workspaces.reconcile(ids)
+                except EngineUnavailable as error:
+                    # Said once, not as a traceback every round; asked again less often.
+                    if pause == every:
+                        log.warning("workspace engine unavailable (%s); checking again "
+                                    "with growing pauses", error)
+                    pause = min(pause * 2, 600.0)
+                    continue
+                if pause != every:
+                    log.info("workspace engine available again")
+                pause = every
 
         self._background.append(Supervised("workspace-supervisor", supervise).start())
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, DockerException, NotFound
+from requests.exceptions import ConnectionError as EngineConnectionError
 
-from application.ports import RunningContainer, WorkspaceSpec
+from application.ports import EngineUnavailable, RunningContainer, WorkspaceSpec
 
 LABEL = "apranova.workspace"
 PORT_LABEL = "apranova.port"
@@ -53,13 +54,25 @@ class DockerRuntime:
         # Connected on first use, so a server without an engine still starts.
         with self._lock:
             if self._client is None:
-                self._client = (docker.DockerClient(base_url=self.base_url, timeout=30)
-                                if self.base_url else docker.from_env(timeout=30))
+                try:
+                    self._client = (docker.DockerClient(base_url=self.base_url, timeout=30)
+                                    if self.base_url else docker.from_env(timeout=30))
+                except DockerException as error:
+                    raise EngineUnavailable(str(error)) from None
             return self._client
+
+    def _reachable(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """`call`, with a lost connection to the engine said as EngineUnavailable."""
+        try:
+            return call(*args, **kwargs)
+        except EngineConnectionError as error:
+            with self._lock:
+                self._client = None  # connect afresh next time
+            raise EngineUnavailable(str(error)) from None
 
     def _get(self, name: str) -> Any:
         try:
-            return self.client.containers.get(name)
+            return self._reachable(self.client.containers.get, name)
         except NotFound:
             return None
 
@@ -71,7 +84,7 @@ class DockerRuntime:
             existing.remove(force=True)  # the volume keeps the work; the container is cheap
         port = free_port()
         try:
-            container = self._run(spec, port)
+            container = self._reachable(self._run, spec, port)
         except APIError as error:
             if error.status_code != 409:
                 raise
@@ -117,12 +130,13 @@ class DockerRuntime:
     def stop(self, name: str) -> None:
         container = self._get(name)
         if container is not None and container.status in ("running", "restarting", "paused"):
-            container.stop(timeout=10)
+            self._reachable(container.stop, timeout=10)
 
     def state(self, name: str) -> str | None:
         container = self._get(name)
         return str(container.status) if container is not None else None
 
     def managed(self) -> dict[str, str]:
-        return {c.name: c.status for c in
-                self.client.containers.list(all=True, filters={"label": LABEL})}
+        listed = self._reachable(self.client.containers.list, all=True,
+                                 filters={"label": LABEL})
+        return {c.name: c.status for c in listed}
