@@ -10,6 +10,7 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from infrastructure.bootstrap import Container
 from infrastructure.settings import Settings
@@ -92,8 +93,9 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
                 for listener in listeners:
                     listener.stop()
 
-    app = FastAPI(title="ApraNova API", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+    # Swagger UI and ReDoc from the package's own assets, not a CDN: /docs works offline.
+    app = FastAPIOffline(title="ApraNova API", version="0.1.0", description=DESCRIPTION,
+                         lifespan=lifespan)
     app.state.container = container
     install_error_handlers(app)
     _parameters_are_never_null(app)

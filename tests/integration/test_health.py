@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -85,3 +86,14 @@ def test_webhook_paths_answer_405_to_other_methods(client: httpx.Client) -> None
         r = client.get(path)
         assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
         assert "POST" in r.headers["allow"]
+
+
+def test_the_api_docs_need_no_network(client: httpx.Client) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and all(a.startswith("/") for a in assets), assets
+        for asset in assets:
+            if asset != "/openapi.json":
+                assert client.get(asset).status_code == 200, asset
