@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import mkdtemp
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -46,6 +47,13 @@ class Thing(Aggregate):
     def touch(self, n: int) -> None:
         self.n = n
 
+
+# The keys a deployment is given (build refuses to start without them), for benchmarks.
+BENCH_SECRETS: dict[str, Any] = {
+    "jwt_secret": SecretStr("bench-" + "x" * 40),
+    "credentials_key": SecretStr("uV8xF1m3oVb0l6yQ1w7kS3n9pZ2cR5tE8aH4jL0dG6M="),
+    "pseudonym_key": SecretStr("bench-pseudonyms-" + "y" * 40),
+}
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
@@ -98,7 +106,7 @@ def main() -> None:
 
     with fresh_database() as url:
         settings = Settings(database_url=url, redis_url="redis://127.0.0.1:6379/0",
-                            jwt_secret=SecretStr("bench-" + "x" * 40), data_dir=Path(mkdtemp()),
+                            **BENCH_SECRETS, data_dir=Path(mkdtemp()),
                             pool_size=args.threads + 4)
         container = build(settings)
         store, accounts = container.store, container.accounts

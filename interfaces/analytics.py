@@ -28,6 +28,9 @@ PERSON_FIELDS = frozenset({
     "actor_id", "student_id", "owner_id", "trainer_id", "account_id", "previous_trainer_id",
     "student_account_id",
 })
+# Aggregates whose id says who someone is: an account's id is the person, and an email
+# claim's or a reset request's is derived from an email address.
+PERSONAL_SUBJECTS = frozenset({"account", "email-claim", "password-reset-requests"})
 # Names, emails and GitHub identities (a login, or a repository or pull-request URL
 # that contains one) say who someone is.
 DROPPED_FIELDS = frozenset({"email", "name", "login", "full_name", "url"})
@@ -94,8 +97,8 @@ class EventStream:
         event: Any = self.store.mapper.to_domain_event(notification)
         aggregate = _aggregate_of(event)
         subject: Any = event.originator_id
-        if aggregate == "account":
-            subject = self.pseudonymise(subject)  # an account's id is the person
+        if aggregate in PERSONAL_SUBJECTS:
+            subject = self.pseudonymise(subject)
         return {
             "specversion": "1.0",
             "id": str(event_id(event.originator_id, event.originator_version)),

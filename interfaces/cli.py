@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from domain.roles import Role
-from infrastructure.settings import Settings
+from infrastructure.settings import MissingSecrets, Settings
 
 app = typer.Typer(help="ApraNova: event-sourced LMS backend.", no_args_is_help=True,
                   add_completion=False)
@@ -309,6 +309,17 @@ def events_export(
     typer.echo(f"wrote {count} events to {output} (last position {last})")
 
 
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database's tables up to date (every process also does this at start,
+    one at a time); for a deployment's one-shot step before the others start."""
+    from infrastructure.bootstrap import build
+
+    _logging()
+    build(_settings(data_dir)).close()
+    typer.echo("database up to date")
+
+
 @app.command("create-admin")
 def create_admin(
     email: Annotated[str, typer.Option(prompt=True, help="Email to log in with.")],
@@ -349,7 +360,11 @@ def create_admin(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except MissingSecrets as missing:
+        typer.echo(f"error: {missing}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _EMBEDDED = pytest.StashKey[tuple[Any, ...]]()
 JWT_SECRET = "test-secret-" + "x" * 40
+CREDENTIALS_KEY = "uV8xF1m3oVb0l6yQ1w7kS3n9pZ2cR5tE8aH4jL0dG6M="  # a Fernet key, for tests only
+PSEUDONYM_KEY = "test-pseudonyms-" + "y" * 40
+# What every process of a deployment is given (and refuses to start without).
+SECRETS_ENV = {"APRANOVA_JWT_SECRET": JWT_SECRET, "APRANOVA_CREDENTIALS_KEY": CREDENTIALS_KEY,
+               "APRANOVA_PSEUDONYM_KEY": PSEUDONYM_KEY}
 PASSWORD = "correct horse battery staple"
 
 
@@ -167,6 +172,7 @@ def slack() -> Iterator[Receiver]:
 def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url, "redis_url": REDIS_URL, "jwt_secret": JWT_SECRET,
+        "credentials_key": CREDENTIALS_KEY, "pseudonym_key": PSEUDONYM_KEY,
         "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "data_dir": tmp,
         "redis_namespace": f"apranova-test-{uuid.uuid4().hex[:8]}",
         "login_max_per_ip": 100_000, "login_max_per_account": 1_000, "pool_size": 12,

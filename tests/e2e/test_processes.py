@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    JWT_SECRET,
     PASSWORD,
     REDIS_URL,
+    SECRETS_ENV,
     Mailbox,
     free_port,
     new_database,
@@ -39,7 +39,7 @@ def deployment(
         port = free_port()
         env.update({
             "APRANOVA_DATABASE_URL": database_url, "APRANOVA_REDIS_URL": REDIS_URL,
-            "APRANOVA_JWT_SECRET": JWT_SECRET, "APRANOVA_SMTP_HOST": "127.0.0.1",
+            **SECRETS_ENV, "APRANOVA_SMTP_HOST": "127.0.0.1",
             "APRANOVA_SMTP_PORT": str(smtp[1]), "APRANOVA_DATA_DIR": str(tmp_path),
             "APRANOVA_REDIS_NAMESPACE": f"split-{port}",
         })

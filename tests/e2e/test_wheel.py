@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    JWT_SECRET,
     PASSWORD,
     REDIS_URL,
+    SECRETS_ENV,
     free_port,
     new_database,
     unique_email,
@@ -54,7 +54,7 @@ def test_the_wheel_serves_from_anywhere_and_generates_offline(tmp_path: Path) ->
     with new_database() as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("APRANOVA_")}
         env.update({"APRANOVA_DATABASE_URL": database_url, "APRANOVA_REDIS_URL": REDIS_URL,
-                    "APRANOVA_JWT_SECRET": JWT_SECRET, "APRANOVA_DATA_DIR": str(tmp_path / "d"),
+                    **SECRETS_ENV, "APRANOVA_DATA_DIR": str(tmp_path / "d"),
                     "APRANOVA_REDIS_NAMESPACE": f"wheel-{free_port()}",
                     "APRANOVA_ADMIN_PASSWORD": PASSWORD})
         email = unique_email("root")

@@ -15,6 +15,7 @@ from tests.conftest import (
     Server,
     login,
     make_settings,
+    new_database,
     register_student,
     running_server,
     unique_email,
@@ -223,14 +224,14 @@ def test_reset_request_for_unknown_email_looks_like_success(
 
 
 def test_a_reset_request_does_the_same_work_for_a_known_and_an_unknown_email(
-    database_url: str, smtp: tuple[Mailbox, int], tmp_path: Path,
+    smtp: tuple[Mailbox, int], tmp_path: Path,
 ) -> None:
     """Nothing on the request's path depends on whether the address has an account (its
     timing was 13.1 ms against 4.4 ms): each records one request event, and only the
     process manager, later, looks for the account."""
     mailbox = smtp[0]
-    settings = make_settings(database_url, smtp[1], tmp_path)
-    with running_server(settings, background=False) as s, s.client() as c:
+    with new_database() as url, running_server(
+            make_settings(url, smtp[1], tmp_path), background=False) as s, s.client() as c:
         known, unknown = unique_email(), unique_email()
         s.container.accounts.register_student(known, "Reset", PASSWORD,
                                               Track.DATA_PROFESSIONAL)

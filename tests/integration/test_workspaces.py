@@ -26,8 +26,8 @@ import pytest
 from domain.roles import Role
 from domain.workspaces import Workspace
 from tests.conftest import (
-    JWT_SECRET,
     REDIS_URL,
+    SECRETS_ENV,
     Mailbox,
     Server,
     User,
@@ -247,7 +247,7 @@ def test_recovery_after_the_worker_dies_mid_provisioning(
         settings = make_settings(url, smtp[1], tmp_path, **extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("APRANOVA_")}
         env.update({"APRANOVA_DATABASE_URL": url, "APRANOVA_REDIS_URL": REDIS_URL,
-                    "APRANOVA_JWT_SECRET": JWT_SECRET, "APRANOVA_DATA_DIR": str(tmp_path),
+                    **SECRETS_ENV, "APRANOVA_DATA_DIR": str(tmp_path),
                     "APRANOVA_REDIS_NAMESPACE": settings.redis_namespace,
                     "APRANOVA_HEARTBEAT_FILE": str(tmp_path / "hb")})
         env.update({f"APRANOVA_{k.upper()}": json.dumps(v) if isinstance(v, list) else str(v)
