@@ -36,6 +36,7 @@ class SmtpMailer:
             if self.username and self.password:
                 smtp.login(self.username, self.password)
             smtp.send_message(mail)
+        log.info("email sent: %s", message.subject)
 
 
 class ConsoleMailer:

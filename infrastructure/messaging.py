@@ -30,6 +30,8 @@ from redis import Redis
 from application.eventstore import APPLICATION_NAME, EventStore
 from application.processes import Policy
 from domain.text import storable
+from infrastructure.logs import REQUEST_ID
+from infrastructure.persistence import EVENT_REQUESTS_TABLE
 
 log = logging.getLogger("apranova.processes")
 
@@ -64,11 +66,17 @@ class Pending:
         self.pool = pool
         self.redeliver_after = redeliver_after
 
-    def expect(self, policy: str, notification_id: int) -> None:
+    def expect(self, policies: Sequence[str], notification_id: int) -> str | None:
+        """Note the pairs as pending; the id of the request that stored the event, if
+        known (one round trip for both)."""
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO pm_pending (policy, notification_id) VALUES (%s, %s) "
-                         "ON CONFLICT (policy, notification_id) DO NOTHING",
-                         (policy, notification_id))
+            row = conn.execute(
+                "WITH noted AS (INSERT INTO pm_pending (policy, notification_id) "
+                "SELECT unnest(%s::text[]), %s ON CONFLICT (policy, notification_id) "
+                f"DO NOTHING) SELECT request_id FROM {EVENT_REQUESTS_TABLE} "
+                "WHERE position = %s", (list(policies), notification_id, notification_id)
+            ).fetchone()
+        return str(_values(row)[0]) if row else None
 
     def claim(self, policy: str, notification_id: int) -> bool:
         """Lease the pair for this delivery; False while another delivery holds it."""
@@ -81,6 +89,12 @@ class Pending:
                 "WHERE pm_pending.lease_until <= now() RETURNING 1",
                 (policy, notification_id, self.redeliver_after)).fetchone()
         return row is not None
+
+    def forget_requests(self) -> None:
+        """Request ids of events stored more than a day ago are not needed any more."""
+        with self.pool.connection() as conn:
+            conn.execute(f"DELETE FROM {EVENT_REQUESTS_TABLE} "
+                         "WHERE recorded_at < now() - interval '1 day'")
 
     def release(self, policy: str, notification_id: int) -> None:
         """Give the lease back for a retry."""
@@ -104,6 +118,10 @@ class Pending:
         return [_pair(r) for r in rows]
 
 
+def _values(row: Any) -> tuple[Any, ...]:
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
 def _pair(row: Any) -> tuple[str, int]:
     if isinstance(row, dict):
         return str(row["policy"]), int(row["notification_id"])
@@ -115,6 +133,7 @@ def redeliver(pending: Pending, actor: dramatiq.Actor[..., None]) -> int:
     due = pending.due()
     for policy, notification_id in due:
         actor.send(policy, notification_id)
+    pending.forget_requests()
     if due:
         log.warning("enqueued %d pending process-manager messages again", len(due))
     return len(due)
@@ -203,7 +222,12 @@ def declare_actor(
             raise RuntimeError("This process only enqueues policies")
         message = CurrentMessage.get_current_message()
         retries = message.options.get("retries", 0) if message else MAX_RETRIES
-        runner().run(policy_name, notification_id, final_attempt=retries >= MAX_RETRIES)
+        # The log lines of this work carry the id of the request that stored the event.
+        token = REQUEST_ID.set(message.options.get("request_id") if message else None)
+        try:
+            runner().run(policy_name, notification_id, final_attempt=retries >= MAX_RETRIES)
+        finally:
+            REQUEST_ID.reset(token)
 
     declare = dramatiq.actor(actor_name=ACTOR_NAME, queue_name=QUEUE, broker=broker,
                              max_retries=MAX_RETRIES, min_backoff=200, max_backoff=30_000)
@@ -234,11 +258,11 @@ class Relay(Projection[PostgresTrackingRecorder]):
 
     name = "relay"
     routes: ClassVar[dict[str, tuple[str, ...]]] = {}
-    send: ClassVar[Callable[[str, int], None]]
+    send: ClassVar[Callable[[tuple[str, ...], int], None]]
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        for policy_name in self.routes.get(str(domain_event), ()):
-            type(self).send(policy_name, tracking.notification_id)
+        if policies := self.routes.get(str(domain_event), ()):
+            type(self).send(policies, tracking.notification_id)
         self.view.insert_tracking(tracking)
 
 
@@ -251,9 +275,11 @@ def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None],
             topic = get_topic(event_class)
             routes[topic] = (*routes.get(topic, ()), policy.name)
 
-    def send(policy_name: str, notification_id: int) -> None:
-        pending.expect(policy_name, notification_id)  # before Redis is given it
-        actor.send(policy_name, notification_id)
+    def send(policy_names: tuple[str, ...], notification_id: int) -> None:
+        request_id = pending.expect(policy_names, notification_id)  # before Redis has it
+        for policy_name in policy_names:
+            actor.send_with_options(args=(policy_name, notification_id),
+                                    request_id=request_id)
 
     return type("Relay", (Relay,), {
         "name": "relay",

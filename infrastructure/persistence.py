@@ -19,6 +19,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
+from infrastructure.logs import REQUEST_ID
+
+EVENT_REQUESTS_TABLE = "apranova_event_requests"
+
 
 class LogRecorder(PostgresApplicationRecorder):
     """The library's recorder, finding where a reading by event type starts by index.
@@ -52,30 +56,50 @@ class LogRecorder(PostgresApplicationRecorder):
     # pipelined transaction (lock, notify, insert, sync, commit), which cost a third of an
     # answer save's Python time. The library's own insert function takes no lock.
     INSERT_LOCKED = """
-        CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[])
+        CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[],
+                                                       request_id text)
         RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$
+        DECLARE
+            ids bigint[];
         BEGIN
             SET LOCAL lock_timeout = '{lock_timeout}s';
             LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;
             NOTIFY {channel};
-            RETURN QUERY INSERT INTO {schema}.{table}
-                (originator_id, originator_version, topic, state)
+            WITH inserted AS (
+                INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)
                 SELECT originator_id, originator_version, topic, state FROM unnest(events)
-                RETURNING notification_id;
+                RETURNING notification_id)
+            SELECT array_agg(notification_id ORDER BY notification_id) INTO ids
+            FROM inserted;
+            IF request_id IS NOT NULL THEN
+                INSERT INTO {schema}.{requests} (position, request_id)
+                SELECT unnest(ids), request_id;
+            END IF;
+            RETURN QUERY SELECT unnest(ids);
         END;
         $BODY$"""
+    # Which request stored each event, so the process managers' log lines carry its id
+    # (infrastructure.logs); kept a day. Written by the append itself: no round trip more.
+    REQUESTS_TABLE = """
+        CREATE TABLE IF NOT EXISTS {schema}.{requests} (
+            position bigint PRIMARY KEY,
+            request_id text NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT now())"""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         table = Identifier(self.events_table_name)
         schema = Identifier(self.datastore.schema)
         function = Identifier(f"{self.channel_name}_insert_locked")
+        requests = Identifier(EVENT_REQUESTS_TABLE)
+        self.sql_create_statements.append(SQL(self.REQUESTS_TABLE).format(
+            schema=schema, requests=requests))
         self.sql_create_statements.append(SQL(self.INSERT_LOCKED).format(
-            schema=schema, function=function, table=table,
+            schema=schema, function=function, table=table, requests=requests,
             event=Identifier(self.stored_event_type_name),
             channel=Identifier(self.channel_name), lock_timeout=self.datastore.lock_timeout))
         self.insert_locked = SQL(
-            "SELECT notification_id FROM {schema}.{function}(%s) AS notification_id"
+            "SELECT notification_id FROM {schema}.{function}(%s, %s) AS notification_id"
         ).format(schema=schema, function=function)
         self.sql_create_statements.append(SQL(
             "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (topic, notification_id)"
@@ -95,7 +119,8 @@ class LogRecorder(PostgresApplicationRecorder):
         events = [self.construct_pg_stored_event(e.originator_id, e.originator_version,
                                                  e.topic, e.state) for e in stored_events]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            rows = curs.execute(self.insert_locked, (events,), prepare=True).fetchall()
+            rows = curs.execute(self.insert_locked, (events, REQUEST_ID.get()),
+                                prepare=True).fetchall()
         return [row["notification_id"] for row in rows]  # the library checks the count
 
     @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Logs: JSON, text, or "auto" (JSON unless at a terminal); one line per request.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    access_log: bool = True
     public_url: str | None = None
 
     jwt_secret: SecretStr | None = None

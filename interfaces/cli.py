@@ -42,8 +42,9 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
 
 
 def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from infrastructure.logs import configure
+
+    configure(Settings().log_format, logging.DEBUG if verbose else logging.INFO)
 
 
 def _wait_for_signal(healthy: Callable[[], bool], heartbeat: Path) -> None:
@@ -90,10 +91,12 @@ def serve(
                                "APRANOVA_DATA_DIR": str(resolved.data_dir)})
             uvicorn.run("interfaces.http.app:create_app_in_worker", factory=True,
                         workers=workers, host=settings.host, port=settings.port,
-                        log_level="info", access_log=False, **server_options(resolved))
+                        log_level="info", access_log=False, log_config=None,
+                        **server_options(resolved))
             return
+        # uvicorn's loggers go to the root handler (_logging); the access lines are ours.
         config = uvicorn.Config(create_app(container), host=settings.host, port=settings.port,
-                                log_level="info", access_log=False,
+                                log_level="info", access_log=False, log_config=None,
                                 **server_options(container.settings))
         _graceful_server_class()(config).run()
     finally:

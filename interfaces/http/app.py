@@ -16,7 +16,7 @@ from infrastructure.bootstrap import Container
 from infrastructure.settings import Settings
 from interfaces.http.errors import install_error_handlers
 from interfaces.http.idempotency import Idempotency, bearer_subject
-from interfaces.http.middleware import BodyLimit, Deadline, Metrics, TextGuard
+from interfaces.http.middleware import BodyLimit, Deadline, Metrics, RequestId, TextGuard
 from interfaces.http.routers import (
     audit,
     auth,
@@ -113,7 +113,8 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
                        upload_bytes=container.settings.max_upload_bytes)
     app.add_middleware(TextGuard)
     app.add_middleware(Deadline, seconds=container.settings.request_deadline_seconds)
-    app.add_middleware(Metrics)
+    app.add_middleware(Metrics, access_log=container.settings.access_log)
+    app.add_middleware(RequestId)
     return app
 
 
@@ -122,5 +123,8 @@ def create_app_in_worker() -> FastAPI:
     its own container from the environment the serving process prepared, closed when
     the worker stops; the log's followers run in the serving process, not here."""
     from infrastructure.bootstrap import build
+    from infrastructure.logs import configure
+    from infrastructure.settings import Settings
 
+    configure(Settings().log_format)
     return create_app(build(), owns_container=True)

@@ -70,6 +70,7 @@ async def principal(
     except ValueError:
         raise Unauthenticated("Token is invalid", code="TOKEN_INVALID") from None
     actor = Actor(claims.account_id, role)
+    request.state.principal_id = str(claims.account_id)  # for the access log line
     route = request.scope.get("route")
     if request.method not in READS and (
             request.method, getattr(route, "path", "")) not in OWN_SESSION_COMMANDS:

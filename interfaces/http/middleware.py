@@ -7,7 +7,9 @@ import asyncio
 import contextvars
 import json
 import logging
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -16,6 +18,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.text import problem
+from infrastructure.logs import REQUEST_ID as REQUEST_ID_VAR
 
 REQUESTS = Counter("apranova_http_requests_total", "HTTP requests",
                    ["method", "route", "status"])
@@ -203,9 +206,45 @@ def _log_late_failure(task: asyncio.Future[None]) -> None:
         log.warning("a request answered late with 503 then failed: %r", error)
 
 
-class Metrics:
+ACCESS = logging.getLogger("apranova.access")
+# A client's own X-Request-ID is kept if it is this tame; otherwise one is made.
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestId:
+    """Every request has an id: the client's `X-Request-ID`, or a new one. It is in the
+    response, in every log line the request causes (infrastructure.logs.REQUEST_ID) and
+    in the process-manager messages for the events it stored."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"")
+        request_id = given.decode() if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = REQUEST_ID_VAR.set(request_id)
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            REQUEST_ID_VAR.reset(token)
+
+
+class Metrics:
+    """Prometheus request metrics, and one access log line per request."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -227,5 +266,11 @@ class Metrics:
             # Label by route template, not raw path, so ids don't explode the series count.
             name = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             method = scope.get("method", "")
+            took = time.perf_counter() - started
             REQUESTS.labels(method, name, str(status)).inc()
-            LATENCY.labels(method, name).observe(time.perf_counter() - started)
+            LATENCY.labels(method, name).observe(took)
+            if self.access_log:
+                ACCESS.info("%s %s %s", method, name, status, extra={
+                    "method": method, "route": name, "status": status,
+                    "duration_ms": round(took * 1000, 2),
+                    "principal": (scope.get("state") or {}).get("principal_id")})

@@ -78,7 +78,7 @@ def test_an_append_waits_until_an_earlier_one_commits() -> None:
         with recorder.datastore.get_connection() as conn, conn.transaction():
             # The first append, as the store makes it, stopped before its commit.
             ids = [r["notification_id"] for r in
-                   conn.execute(recorder.insert_locked, (held,)).fetchall()]
+                   conn.execute(recorder.insert_locked, (held, None)).fetchall()]
             later.start()
             later.join(timeout=0.5)
             assert later.is_alive(), "the later append did not wait for the lock"
