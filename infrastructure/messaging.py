@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import dramatiq
@@ -310,7 +311,28 @@ def failures(pool: ConnectionPool, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def failure_count(pool: ConnectionPool) -> int:
+    return progress(pool).failed
+
+
+@dataclass(frozen=True)
+class Progress:
+    relay_position: int
+    pending: int
+    failed: int
+
+
+def progress(pool: ConnectionPool) -> Progress:
+    """How far the relay has enqueued, and what the workers have left and gave up on."""
     with pool.connection() as conn:
-        row = conn.execute("SELECT count(*) AS n FROM pm_processed "
-                           "WHERE status = 'failed'").fetchone()
-    return int(row["n"] if isinstance(row, dict) else row[0]) if row else 0
+        row = conn.execute(
+            "SELECT (SELECT COALESCE(max(notification_id), 0) FROM relay_tracking), "
+            "(SELECT count(*) FROM pm_pending), "
+            "(SELECT count(*) FROM pm_processed WHERE status = 'failed')").fetchone()
+    values = _values(row) if row else (0, 0, 0)
+    return Progress(*(int(v) for v in values))
+
+
+def queue_depth(broker: RedisBroker) -> int:
+    """Messages waiting in Redis: the queue and its delayed retries (dramatiq's ".DQ")."""
+    return sum(int(broker.client.llen(f"{broker.namespace}:{queue}"))
+               for queue in (QUEUE, f"{QUEUE}.DQ"))

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -89,6 +90,11 @@ def serve(
             os.environ.update({"APRANOVA_DATABASE_URL": str(resolved.database_url),
                                "APRANOVA_REDIS_URL": str(resolved.redis_url),
                                "APRANOVA_DATA_DIR": str(resolved.data_dir)})
+            # Each worker keeps its metrics in a file here; /metrics adds them all up.
+            metrics = resolved.data_dir / "metrics"
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics.resolve())
             uvicorn.run("interfaces.http.app:create_app_in_worker", factory=True,
                         workers=workers, host=settings.host, port=settings.port,
                         log_level="info", access_log=False, log_config=None,

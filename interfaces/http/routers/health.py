@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+    multiprocess,
+)
 
 from infrastructure import messaging
 from interfaces.http.dependencies import ContainerDep
@@ -18,16 +26,31 @@ from projections import stalls
 
 router = Router(tags=["health"])
 
+# With several API processes (`serve --workers N`) each keeps its metrics in a file of
+# PROMETHEUS_MULTIPROC_DIR and a scrape adds them up; these gauges are read from the
+# database at each scrape, so the latest reading is the one that counts.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+READ: dict[str, Any] = {"multiprocess_mode": "mostrecent"}
+
 MODEL_POSITION = Gauge("apranova_read_model_position",
-                       "Position in the log up to which the read model is applied", ["model"])
+                       "Position in the log up to which the read model is applied", ["model"],
+                       **READ)
 MODEL_PENDING = Gauge("apranova_read_model_pending_events",
-                      "Followed events in the log the read model has yet to apply", ["model"])
+                      "Followed events in the log the read model has yet to apply", ["model"],
+                      **READ)
 MODEL_STALLED = Gauge("apranova_read_model_stalled",
                       "1 while the read model is stopped at an event it cannot apply",
-                      ["model"])
-
+                      ["model"], **READ)
+LOG_HEAD = Gauge("apranova_log_position", "Position of the last event in the log", **READ)
+RELAY_POSITION = Gauge("apranova_relay_position",
+                       "Position in the log up to which the relay has enqueued", **READ)
+POLICY_PENDING = Gauge("apranova_policy_pending",
+                       "Process-manager (policy, event) pairs enqueued and not yet done", **READ)
+QUEUE_DEPTH = Gauge("apranova_queue_depth",
+                    "Process-manager messages waiting in Redis", **READ)
 POLICY_FAILURES = Gauge("apranova_policy_failures",
-                        "Process-manager (policy, event) pairs given up on after retries")
+                        "Process-manager (policy, event) pairs given up on after retries",
+                        **READ)
 
 
 READY_CHECK_SECONDS = 1.0
@@ -86,7 +109,17 @@ def metrics(c: ContainerDep) -> Response:
                 MODEL_POSITION.labels(status.model).set(status.position)
                 MODEL_PENDING.labels(status.model).set(status.pending)
                 MODEL_STALLED.labels(status.model).set(1 if status.stall else 0)
-        POLICY_FAILURES.set(messaging.failure_count(c.pool))
+        LOG_HEAD.set(c.store.recorder.max_notification_id() or 0)
+        progress = messaging.progress(c.pool)
+        RELAY_POSITION.set(progress.relay_position)
+        POLICY_PENDING.set(progress.pending)
+        POLICY_FAILURES.set(progress.failed)
     except Exception:  # the process's own metrics still answer while the database is away
         pass
+    with contextlib.suppress(Exception):
+        QUEUE_DEPTH.set(messaging.queue_depth(c.broker))
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
