@@ -222,9 +222,18 @@ def check_after_idle(*pools: ConnectionPool) -> None:
                 given(conn)
             returned[conn] = time.monotonic()
 
-        def check(conn: Any, returned: WeakKeyDictionary[Any, float] = returned) -> None:
-            if time.monotonic() - returned.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+        def check(conn: Any, returned: WeakKeyDictionary[Any, float] = returned,
+                  pool: ConnectionPool = pool) -> None:
+            if time.monotonic() - returned.get(conn, 0.0) <= IDLE_CHECK_SECONDS:
+                return
+            try:
                 ConnectionPool.check_connection(conn)
+            except Exception:
+                # The pool waits about a second after each failed check; the others that
+                # sat idle through the same outage are broken too, so they are all checked
+                # (and replaced) now, and the next try gets a good one.
+                pool.check()
+                raise
 
         pool._reset = reset
         pool._check = check
