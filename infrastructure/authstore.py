@@ -15,32 +15,6 @@ from psycopg_pool import ConnectionPool
 
 log = logging.getLogger("apranova.sessions")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_credentials (
-    account_id uuid PRIMARY KEY,
-    password_hash text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS auth_sessions (
-    id uuid PRIMARY KEY,
-    account_id uuid NOT NULL,
-    refresh_jti text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    expires_at timestamptz NOT NULL,
-    revoked_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS auth_sessions_live_by_account
-    ON auth_sessions (account_id) WHERE revoked_at IS NULL;
-CREATE TABLE IF NOT EXISTS auth_one_time_tokens (
-    token_hash bytea PRIMARY KEY,
-    account_id uuid NOT NULL,
-    purpose text NOT NULL,
-    expires_at timestamptz NOT NULL,
-    used_at timestamptz
-);
-"""
-
-
 def _digest(token: str) -> bytes:
     # The tokens are 256-bit random, so a fast hash is enough to make a leaked table useless.
     return hashlib.sha256(token.encode()).digest()

@@ -45,7 +45,14 @@ from application.processes import (
 )
 from application.quizzes import QuizCommands
 from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolicy
-from infrastructure import authstore, github, idempotency, messaging, vault, webhooks
+from infrastructure import (
+    authstore,
+    github,
+    idempotency,
+    messaging,
+    migrations,
+    vault,
+)
 from infrastructure.chat import LogNotifier, SlackWebhook
 from infrastructure.docker_runtime import DockerRuntime, Hardening
 from infrastructure.embedded import EmbeddedRedis, start_embedded
@@ -64,7 +71,6 @@ from infrastructure.settings import MissingSecrets, Settings
 from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.webhooks import WebhookInbox
 from interfaces.analytics import EventStream, Pseudonymiser
-from projections import stalls
 from projections.base import POSITIONS_CHANNEL, ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.payments import PaymentsProjection, PaymentsView
@@ -465,12 +471,7 @@ def build(settings: Settings | None = None) -> Container:
             for view in views.values():
                 view.request_wait_seconds = settings.read_wait_seconds
             _view(env, messaging.Relay).datastore.close()
-            lock_conn.execute(authstore.SCHEMA)
-            lock_conn.execute(messaging.SCHEMA)
-            lock_conn.execute(webhooks.SCHEMA)
-            lock_conn.execute(idempotency.SCHEMA)
-            lock_conn.execute(vault.SCHEMA)
-            lock_conn.execute(stalls.SCHEMA)
+            migrations.upgrade(database_url)  # the tables no replay can rebuild
             files = LocalFileStore(settings.data_dir / "files")
             access = PaidAccess(store, settings.requires_payment())
             curriculum = CurriculumCommands(store, files, settings.max_upload_bytes, access)

@@ -9,21 +9,6 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    subject text NOT NULL,
-    key text NOT NULL,
-    fingerprint text NOT NULL,
-    status integer,
-    headers jsonb,
-    body bytea,
-    position bigint,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (subject, key)
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created_idx ON idempotency_keys (created_at);
-"""
-
 KEEP_HOURS = 24
 # A first request that never recorded its outcome (its process died) frees the key then.
 STALE_MINUTES = 10

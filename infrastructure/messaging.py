@@ -41,25 +41,6 @@ ACTOR_NAME = "run_policy"
 MAX_RETRIES = 5
 MAX_ERROR = 2000
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pm_processed (
-    policy text NOT NULL,
-    notification_id bigint NOT NULL,
-    status text NOT NULL,
-    error text,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (policy, notification_id)
-);
-CREATE TABLE IF NOT EXISTS pm_pending (
-    policy text NOT NULL,
-    notification_id bigint NOT NULL,
-    lease_until timestamptz NOT NULL DEFAULT now(),
-    sends integer NOT NULL DEFAULT 1,
-    PRIMARY KEY (policy, notification_id)
-);
-"""
-
-
 class Pending:
     """The (policy, event) pairs enqueued and not yet completed."""
 

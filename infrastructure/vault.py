@@ -9,16 +9,6 @@ from uuid import UUID
 from cryptography.fernet import Fernet
 from psycopg_pool import ConnectionPool
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_secrets (
-    owner uuid NOT NULL,
-    kind text NOT NULL,
-    label text NOT NULL DEFAULT '',
-    value bytea NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (owner, kind)
-);
-"""
 GITHUB = "github-token"
 WORKSPACE = "workspace-password"
 

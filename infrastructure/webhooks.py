@@ -4,16 +4,6 @@ from __future__ import annotations
 
 from psycopg_pool import ConnectionPool
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    provider text NOT NULL,
-    delivery_id text NOT NULL,
-    kind text NOT NULL,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (provider, delivery_id)
-);
-"""
-
 
 class WebhookInbox:
     def __init__(self, pool: ConnectionPool) -> None:

@@ -19,16 +19,6 @@ if TYPE_CHECKING:
     from projections.base import ReadModel
 
 TABLE = "apranova_projection_stalls"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    model text PRIMARY KEY,
-    position bigint NOT NULL,
-    topic text NOT NULL,
-    error text NOT NULL,
-    attempts integer NOT NULL,
-    since timestamptz NOT NULL DEFAULT now(),
-    last_attempt timestamptz NOT NULL DEFAULT now()
-)"""
 MAX_ERROR = 2000
 
 

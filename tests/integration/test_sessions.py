@@ -6,19 +6,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from infrastructure.authstore import SCHEMA, PostgresSessions, RememberedSessions
+from infrastructure import migrations
+from infrastructure.authstore import PostgresSessions, RememberedSessions
 from tests.conftest import new_database
 
 
 @pytest.fixture
 def store() -> Iterator[PostgresSessions]:
     with new_database() as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(SCHEMA)
+        migrations.upgrade(url)
         pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"autocommit": True},
                               open=True)
         try:

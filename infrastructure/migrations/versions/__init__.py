@@ -1,0 +1,1 @@
+"""The migrations, oldest first (files named by revision)."""
