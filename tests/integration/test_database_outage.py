@@ -41,9 +41,14 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 def paused(postmaster: int) -> Iterator[None]:
     """Every process of the server stopped (SIGSTOP): connections stay open, nothing
     answers, as with a hung server or a network dropping packets."""
-    processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(True)]
-    for process in processes:
-        os.kill(process.pid, signal.SIGSTOP)
+    # The postmaster first, so that it forks no backend while its children are listed.
+    os.kill(postmaster, signal.SIGSTOP)
+    processes = [psutil.Process(postmaster)]
+    while fresh := [p for p in psutil.Process(postmaster).children(True)
+                    if p not in processes]:
+        for process in fresh:
+            os.kill(process.pid, signal.SIGSTOP)
+        processes += fresh
     try:
         yield
     finally:
