@@ -19,19 +19,23 @@ trap '"$ROOT/tests/docker/engine.sh" "$ENGINE" stop >/dev/null || true' EXIT
 DOCKER=(docker -H "$DOCKER_HOST")
 [ -x /usr/bin/docker ] && DOCKER=(/usr/bin/docker -H "$DOCKER_HOST")
 
-if ! "${DOCKER[@]}" image inspect python:3.11-slim >/dev/null 2>&1; then
+if [ ! -x "$DIR/rootfs/usr/bin/python3" ]; then
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
   rm -rf "$DIR/rootfs"
   debootstrap --variant=minbase \
     --include=python3,python3-pip,python3-venv,python-is-python3,ca-certificates,passwd \
     bookworm "$DIR/rootfs" http://deb.debian.org/debian
-  # Debian marks its Python as externally managed; the real base image does not.
-  tar -C "$DIR/rootfs" -c . | "${DOCKER[@]}" import \
-    --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' --change 'CMD ["python3"]' - python:3.11-slim
 fi
+# This machine's trust store, so that pip in the build reaches PyPI the way this machine
+# does (through its network's own certificate authority, where it has one).
+cp /etc/ssl/certs/ca-certificates.crt "$DIR/rootfs/etc/ssl/certs/ca-certificates.crt"
+# Debian marks its Python as externally managed; the real base image does not.
+tar -C "$DIR/rootfs" -c . | "${DOCKER[@]}" import \
+  --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' --change 'CMD ["python3"]' - python:3.11-slim
 
 "${DOCKER[@]}" build --network host -t apranova:stand-in "$ROOT"
-"${DOCKER[@]}" run --rm apranova:stand-in --help | grep -q "serve"
+help="$("${DOCKER[@]}" run --rm apranova:stand-in --help)"
+grep -q "serve" <<<"$help" || { echo "$help"; echo "build-image: ERROR: no help" >&2; exit 1; }
 echo "build-image: apranova --help answers"
 
 PORT="${PORT:-18765}"
