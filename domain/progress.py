@@ -7,6 +7,7 @@ transaction as the submission's approval.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -15,6 +16,10 @@ from domain.curriculum import Project
 from domain.errors import Conflict, Invalid
 from domain.ids import derived_id
 
+
+def unlocked(number: int, approved_numbers: Collection[int]) -> bool:
+    """Project N opens once project N-1 is approved; the first is open from the start."""
+    return number == 1 or (number - 1) in approved_numbers
 
 class Progress(Aggregate):
     class Opened(Aggregate.Created):
@@ -67,7 +72,7 @@ class Progress(Aggregate):
         return self.versions[slug]
 
     def is_unlocked(self, number: int) -> bool:
-        return number == 1 or (number - 1) in self.approved_numbers
+        return unlocked(number, self.approved_numbers)
 
     def start(self, project: Project, curriculum_version: int, actor_id: UUID) -> None:
         if project.track != self.track:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from application.authorization import REVIEW_QUEUE_READERS, authors, oversees
 from domain.errors import Forbidden, NotFound
+from domain.progress import unlocked
 from domain.roles import Role, Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
@@ -235,11 +236,11 @@ def _my_progress(c: Container, p: Principal) -> MyProgressOut:
         row = rows.get(entry["slug"])
         pinned = (c.catalog.project(entry["slug"], row["curriculum_version"])
                   if row else None) or entry
-        unlocked = entry["number"] == 1 or entry["number"] - 1 in approved_numbers
+        is_open = unlocked(entry["number"], approved_numbers)
         out.append(ProjectProgressOut(
             project_id=entry["slug"], number=entry["number"], title=pinned["title"],
             type=pinned["type"],
-            status=row["status"] if row else ("available" if unlocked else "locked"),
+            status=row["status"] if row else ("available" if is_open else "locked"),
             curriculum_version=row["curriculum_version"] if row else None,
             steps_total=len(pinned["steps"]),
             completed_steps=sorted(row["completed_steps"]) if row else [],

@@ -65,13 +65,16 @@ async def webhook(
         action = str(payload.get("action", ""))
     except (ValueError, AttributeError):
         return error_response(400, "MALFORMED_WEBHOOK", "The body is not a JSON object")
-    if await run_in_threadpool(c.webhooks.handled, "github", x_github_delivery):
+    delivery, event = x_github_delivery, x_github_event
+
+    def record() -> int:
+        if event != "pull_request":
+            return 0
+        return c.github.record_pull_request(delivery, action, payload)
+
+    position = await run_in_threadpool(c.webhooks.receive, "github", delivery, event, record)
+    if position is None:
         return ReceivedOut(received=True, duplicate=True)
-    position = 0
-    if x_github_event == "pull_request":
-        position = await run_in_threadpool(c.github.record_pull_request, x_github_delivery,
-                                           action, payload)
     # The position lets a reader of the submission see this delivery (0: nothing changed).
     response.headers["X-Position"] = str(position)
-    await run_in_threadpool(c.webhooks.mark, "github", x_github_delivery, x_github_event)
     return ReceivedOut(received=True)

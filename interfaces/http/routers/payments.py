@@ -111,11 +111,11 @@ async def stripe_webhook(
     except WebhookRejected as rejected:
         return error_response(400, rejected.code, rejected.message)
     event_id, kind = str(event["id"]), str(event["type"])
-    if await run_in_threadpool(c.webhooks.handled, "stripe", event_id):
+    position = await run_in_threadpool(
+        c.webhooks.receive, "stripe", event_id, kind,
+        lambda: c.payments.record_provider_event(event_id, kind, event["data"]["object"]))
+    if position is None:
         return ReceivedOut(received=True, duplicate=True)
-    position = await run_in_threadpool(c.payments.record_provider_event, event_id, kind,
-                                       event["data"]["object"])
-    await run_in_threadpool(c.webhooks.mark, "stripe", event_id, kind)
     # The position lets a reader of the payment see this outcome (0: nothing changed).
     response.headers["X-Position"] = str(position)
     return ReceivedOut(received=True)
