@@ -274,15 +274,32 @@ class Layout:
         return cls(order, options)
 
     def arrange(self, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`questions` (with their options) in this layout's order."""
+        """`questions` (with their options) in this layout's order; what a correction has
+        removed since the layout was made is left out."""
         by_id = {q["id"]: q for q in questions}
         arranged = []
         for question_id in self.questions:
-            question = by_id[question_id]
+            question = by_id.get(question_id)
+            if question is None:
+                continue
             options = {o["id"]: o for o in question["options"]}
+            order = self.options.get(question_id, list(options))
             arranged.append({**question,
-                             "options": [options[i] for i in self.options[question_id]]})
+                             "options": [options[i] for i in order if i in options]})
         return arranged
+
+
+def answers_visible(status: str, settings: dict[str, Any], submitted_attempts: int) -> bool:
+    """Whether a submitted attempt shows the keys and explanations, by the quiz's
+    `show_answers`: at once, after the last allowed attempt, or never."""
+    if status != SUBMITTED:
+        return False
+    policy = settings.get("show_answers")
+    if policy == ShowAnswers.IMMEDIATELY.value:
+        return True
+    if policy == ShowAnswers.AFTER_LAST_ATTEMPT.value:
+        return submitted_attempts >= int(settings.get("attempts_allowed", 1))
+    return False
 
 
 def seen_by(questions: list[dict[str, Any]], settings: dict[str, Any], quiz_id: UUID,

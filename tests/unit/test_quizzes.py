@@ -15,6 +15,7 @@ from domain.quizzes import (
     Layout,
     Quiz,
     QuizSettings,
+    answers_visible,
     question_problems,
     seen_by,
 )
@@ -190,3 +191,16 @@ def test_regrade_after_a_correction() -> None:
     grade = attempt.regrade(quiz, actor_id=TRAINER, reason="key was wrong")
     assert grade is not None and attempt.score == 1.0
     assert attempt.regrade(quiz, actor_id=TRAINER, reason="again") is None
+
+
+@pytest.mark.parametrize(("status", "policy", "allowed", "submitted", "visible"), [
+    ("in_progress", "immediately", 1, 0, False),
+    ("submitted", "immediately", 3, 1, True),
+    ("submitted", "after_last_attempt", 3, 2, False),
+    ("submitted", "after_last_attempt", 3, 3, True),
+    ("submitted", "never", 1, 1, False),
+])
+def test_answers_show_by_the_quizs_policy(status: str, policy: str, allowed: int,
+                                          submitted: int, visible: bool) -> None:
+    settings = {"show_answers": policy, "attempts_allowed": allowed}
+    assert answers_visible(status, settings, submitted) is visible

@@ -12,7 +12,15 @@ from pydantic import BaseModel, Field, StringConstraints
 from application.authorization import oversees
 from domain.errors import NotFound
 from domain.grading import GradingMethod, combine
-from domain.quizzes import MAX_OPTIONS, MAX_QUESTIONS, SUBMITTED, ShowAnswers, seen_by
+from domain.quizzes import (
+    MAX_OPTIONS,
+    MAX_QUESTIONS,
+    SUBMITTED,
+    Layout,
+    ShowAnswers,
+    answers_visible,
+    seen_by,
+)
 from domain.roles import Role, Track, is_staff
 from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
@@ -331,19 +339,6 @@ def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep,
 
 # -- attempts --------------------------------------------------------------------------------
 
-def _answers_visible(row: dict[str, Any]) -> bool:
-    """`row` from `attempts.with_quiz`."""
-    if row["status"] != SUBMITTED:
-        return False
-    policy = row["quiz_settings"].get("show_answers")
-    if policy == ShowAnswers.IMMEDIATELY.value:
-        return True
-    if policy == ShowAnswers.AFTER_LAST_ATTEMPT.value:
-        allowed = int(row["quiz_settings"].get("attempts_allowed", 1))
-        return int(row["submitted_attempts"]) >= allowed
-    return False
-
-
 def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
                   row: dict[str, Any] | None = None) -> AttemptOut:
     """`row`, when given, from `attempts.with_quiz`."""
@@ -355,16 +350,10 @@ def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
     # The questions as the students' model holds them (keys stripped by the same function),
     # from the quiz row read with the attempt: archived quizzes, gone from that model, show
     # the same way.
-    source = {q["id"]: q for q in public_questions(row["quiz_questions"])}
-    questions = []
-    for qid in row["question_order"]:
-        q = source.get(qid)
-        if q is None:
-            continue
-        by_id = {o["id"]: o for o in q["options"]}
-        order = row["option_order"].get(qid, list(by_id))
-        questions.append({**q, "options": [by_id[o] for o in order if o in by_id]})
-    visible = _answers_visible(row)
+    questions = Layout(row["question_order"], row["option_order"]).arrange(
+        public_questions(row["quiz_questions"]))
+    visible = answers_visible(row["status"], row["quiz_settings"],
+                              int(row["submitted_attempts"]))
     feedback = None
     if visible:
         keys = {q["id"]: q for q in row["quiz_questions"]}
