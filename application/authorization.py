@@ -47,6 +47,35 @@ def authors(role: Role) -> bool:
     return role in AUTHORS
 
 
+# -- the read side: whose records a principal may see ----------------------------------------
+
+def may_see_learner(actor: Actor, learner_id: UUID, trainer_id: UUID | None) -> bool:
+    """A learner's account and work: the learner, their trainer, and overseers."""
+    return (oversees(actor.role) or actor.id == learner_id
+            or (actor.role is Role.TRAINER and trainer_id == actor.id))
+
+
+def may_see_payment(actor: Actor, student_id: UUID) -> bool:
+    """A payment: the student who paid, and overseers."""
+    return student_id == actor.id or oversees(actor.role)
+
+
+def may_author_quizzes(role: Role) -> bool:
+    """Whether the role owns or oversees quizzes at all."""
+    return oversees(role) or role is Role.TRAINER
+
+
+def authors_quiz(actor: Actor, owner_id: UUID) -> bool:
+    """A quiz's keys, statistics and changes: its owner, and overseers."""
+    return oversees(actor.role) or owner_id == actor.id
+
+
+def trainer_scope(actor: Actor) -> UUID | None:
+    """Lists of learners' work a trainer sees are limited to their own (students or
+    quizzes); None for anyone else, who is limited otherwise or not at all."""
+    return actor.id if actor.role is Role.TRAINER else None
+
+
 def is_read_only(role: Role) -> bool:
     return role in READ_ONLY_ROLES
 

@@ -10,7 +10,13 @@ from fastapi import Depends, File, Path, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from application.authorization import REVIEW_QUEUE_READERS, authors, oversees
+from application.authorization import (
+    REVIEW_QUEUE_READERS,
+    authors,
+    may_see_learner,
+    oversees,
+    trainer_scope,
+)
 from domain.errors import Forbidden, NotFound
 from domain.progress import unlocked
 from domain.roles import Role, Track
@@ -277,10 +283,7 @@ def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Settl
 def _visible_submission(c: Container, p: Principal, submission_id: UUID,
                         with_history: bool = True) -> SubmissionOut:
     row = c.submissions.get(submission_id)
-    allowed = row is not None and (
-        oversees(p.role) or row["student_id"] == p.id
-        or (p.role is Role.TRAINER and row["trainer_id"] == p.id))
-    if row is None or not allowed:
+    if row is None or not may_see_learner(p.actor, row["student_id"], row["trainer_id"]):
         raise NotFound("Submission not found")
     history = [HistoryOut(**h) for h in c.submissions.history(submission_id)]
     return _submission(row, history if with_history else None)
@@ -310,10 +313,8 @@ def list_submissions(
     student_id: UUID | None = None,
 ) -> dict[str, Any]:
     _wait(c, c.submissions, position)
-    trainer_id = None
-    if p.role is Role.TRAINER:
-        trainer_id = p.id
-    elif not oversees(p.role):
+    trainer_id = trainer_scope(p.actor)
+    if trainer_id is None and not oversees(p.role):
         student_id = p.id  # students see their own, whatever they ask for
     count, rows = c.submissions.page(offset=pages.offset, limit=pages.page_size,
                                      student_id=student_id, trainer_id=trainer_id,
@@ -381,6 +382,6 @@ def review_queue(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                         code="PERMISSION_DENIED")
     _wait(c, c.submissions, position)
     count, rows = c.submissions.queue(
-        trainer_id=p.id if p.role is Role.TRAINER else None,
+        trainer_id=trainer_scope(p.actor),
         offset=pages.offset, limit=pages.page_size)
     return paginate(request, pages, count, [_submission(r) for r in rows])

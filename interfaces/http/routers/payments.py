@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, StringConstraints
 
-from application.authorization import oversees
+from application.authorization import may_see_payment, oversees
 from domain.errors import NotFound
 from infrastructure.bootstrap import Container
 from infrastructure.stripe_gateway import WebhookRejected, verify_stripe_event
@@ -66,7 +66,7 @@ class RefundDecisionIn(Body):
 
 def _visible(c: Container, p: Principal, payment_id: UUID) -> PaymentOut:
     row = c.payment_views.get(payment_id)
-    if row is None or (row["student_id"] != p.id and not oversees(p.role)):
+    if row is None or not may_see_payment(p.actor, row["student_id"]):
         raise NotFound("Payment not found")
     return PaymentOut(**row)
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from application.authorization import oversees
+from application.authorization import authors_quiz, may_author_quizzes, trainer_scope
 from domain.errors import NotFound
 from domain.grading import GradingMethod, combine
 from domain.quizzes import (
@@ -21,7 +21,7 @@ from domain.quizzes import (
     answers_visible,
     seen_by,
 )
-from domain.roles import Role, Track, is_staff
+from domain.roles import Track, is_staff
 from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
@@ -200,18 +200,13 @@ class RegradeOut(BaseModel):
 
 
 
-def _may_author(p: Principal) -> bool:
-    """Whether the principal can own or oversee quizzes at all (no query otherwise)."""
-    return oversees(p.role) or p.role is Role.TRAINER
-
-
 def _authors(p: Principal, row: dict[str, Any] | None) -> bool:
-    return row is not None and (oversees(p.role) or row["owner_id"] == p.id)
+    return row is not None and authors_quiz(p.actor, row["owner_id"])
 
 
 def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
     """The full quiz, for its owner and overseers only (no query for anyone else)."""
-    row = c.quiz_views.get(quiz_id) if _may_author(p) else None
+    row = c.quiz_views.get(quiz_id) if may_author_quizzes(p.role) else None
     return dict(row) if row is not None and _authors(p, row) else None
 
 
@@ -246,11 +241,11 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                                                   "archived"] | None,
                                           Query(alias="status")] = None) -> dict[str, Any]:
     """Authors see their own quizzes (overseers all); others the published ones."""
-    if p.role is Role.TRAINER or oversees(p.role):
+    if may_author_quizzes(p.role):
         c.quiz_views.catch_up(position)
         count, rows = c.quiz_views.page(
             offset=pages.offset, limit=pages.page_size, status=status_filter,
-            owner_id=p.id if p.role is Role.TRAINER else None)
+            owner_id=trainer_scope(p.actor))
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
                                   status=r["status"], question_count=r["question_count"],
                                   settings=r["settings"], published_at=r["published_at"])
@@ -309,7 +304,7 @@ def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
 def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
                ) -> StatisticsOut:
     c.attempts.catch_up(position)
-    s = c.attempts.statistics(quiz_id) if _may_author(p) else None
+    s = c.attempts.statistics(quiz_id) if may_author_quizzes(p.role) else None
     if s is None or not _authors(p, s):
         raise NotFound("Quiz not found")
     by_id = {r["question_id"]: r for r in s["per_question"]}

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from application.accounts import UserChanges
-from application.authorization import ADMINISTRATORS, OVERSEERS, oversees
+from application.authorization import ADMINISTRATORS, OVERSEERS, may_see_learner
 from domain.errors import NotFound
 from domain.roles import Role, Track
 from infrastructure.bootstrap import Container
@@ -141,12 +141,7 @@ def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Settling:
 @router.get("/{user_id}/", response_model=UserOut)
 def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut:
     user = _user(c, user_id, position)
-    allowed = (
-        oversees(p.role)
-        or user.id == p.id
-        or (p.role is Role.TRAINER and user.trainer_id == p.id)
-    )
-    if not allowed:
+    if not may_see_learner(p.actor, user.id, user.trainer_id):
         # Not 403: other people's ids are not confirmed to exist.
         raise NotFound("User not found")
     return user
