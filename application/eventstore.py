@@ -12,6 +12,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, LRUCa
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
+from application.ports import LogIndex
 from domain.errors import Conflict, NotFound
 from domain.text import require_storable
 
@@ -82,28 +83,24 @@ class EventStore(Application[UUID]):
         return int(latest["notification_id"]) if latest else 0
 
     def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these aggregates exist: one query on the log's primary key, instead
-        of loading each."""
-        rows = self._log("SELECT originator_id FROM {log} WHERE originator_id = ANY(%s) "
-                         "AND originator_version = %s",
-                         (list(aggregate_ids), Aggregate.INITIAL_VERSION))
-        return {row["originator_id"] for row in rows}
+        """Which of these aggregates exist: one query on the log's primary key, where the
+        recorder can (LogIndex), instead of loading each."""
+        if isinstance(self.recorder, LogIndex):
+            return self.recorder.created(aggregate_ids)
+        return {i for i in aggregate_ids
+                if self.recorder.select_events(i, limit=1)}
 
     def _latest(self, aggregate_id: UUID) -> dict[str, Any] | None:
         """The version and log position of the aggregate's latest event, without its
         state (the library's reader would fetch that too)."""
-        rows = self._log("SELECT originator_version, notification_id FROM {log} "
-                         "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
-                         (aggregate_id,))
-        return rows[0] if rows else None
-
-    def _log(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        """Rows of a query on the event log table (`{log}` in `sql`)."""
-        recorder: Any = self.recorder
-        with recorder.datastore.get_connection() as conn:
-            rows: list[dict[str, Any]] = conn.execute(
-                sql.format(log=recorder.events_table_name), params).fetchall()
-        return rows
+        if isinstance(self.recorder, LogIndex):
+            found = self.recorder.latest(aggregate_id)
+        else:  # the library's reader: no position to give (0 waits for nothing)
+            events = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+            found = (events[0].originator_version, 0) if events else None
+        if found is None:
+            return None
+        return {"originator_version": found[0], "notification_id": found[1]}
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Refuse, before anything is recorded, an event holding text no reader could

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 
@@ -246,4 +246,25 @@ class WorkspaceRuntime(Protocol):
 
     def managed(self) -> dict[str, str]:
         """Names and states of every workspace container the engine has."""
+        ...
+
+
+@runtime_checkable
+class LogIndex(Protocol):
+    """Questions about the log the store's recorder can answer with one indexed query
+    (the PostgreSQL one does); without it the store asks the library's general reader."""
+
+    def latest(self, aggregate_id: UUID) -> tuple[int, int] | None:
+        """(version, log position) of the aggregate's latest event."""
+        ...
+
+    def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates exist."""
+        ...
+
+
+class AttemptIndex(Protocol):
+    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
+        """Every attempt ever started on the quiz, from the log (not a read model, which
+        may lag a regrade)."""
         ...

@@ -8,12 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
-
 from application.accounts import Actor
 from application.authorization import AUTHORS
 from application.eventstore import EventStore, retry_on_conflict
-from application.ports import Clock, GeneratedQuestions
+from application.ports import AttemptIndex, Clock, GeneratedQuestions
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.quizzes import (
     IN_PROGRESS,
@@ -81,9 +79,10 @@ def with_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class QuizCommands:
-    def __init__(self, store: EventStore, clock: Clock) -> None:
+    def __init__(self, store: EventStore, clock: Clock, attempts: AttemptIndex) -> None:
         self.store = store
         self.clock = clock
+        self.attempts = attempts
 
     # -- authoring -------------------------------------------------------------------------
 
@@ -273,7 +272,7 @@ class QuizCommands:
         quiz = self._authored(actor, quiz_id)
         changes: list[RegradeChange] = []
         position = 0
-        for attempt_id in self._attempt_ids(quiz_id):
+        for attempt_id in self.attempts.attempts_of(quiz_id):
             def command(attempt_id: UUID = attempt_id) -> RegradeChange | None:
                 attempt = self.store.load(Attempt, attempt_id, "Attempt")
                 previous = attempt.score
@@ -291,17 +290,3 @@ class QuizCommands:
                 changes.append(change)
         return changes, position
 
-    def _attempt_ids(self, quiz_id: UUID) -> list[UUID]:
-        topic = get_topic(Attempt.Started)
-        ids: list[UUID] = []
-        start = 1
-        while True:
-            batch = self.store.recorder.select_notifications(start=start, limit=500,
-                                                             topics=[topic])
-            for n in batch:
-                started = self.store.mapper.to_domain_event(n)
-                if isinstance(started, Attempt.Started) and started.quiz_id == quiz_id:
-                    ids.append(started.originator_id)
-            if len(batch) < 500:
-                return ids
-            start = batch[-1].id + 1

@@ -67,7 +67,7 @@ class WorkspaceCommands:
             workspace = self.store.find(Workspace, Workspace.id_for(actor.id)) or Workspace(
                 student_id=actor.id, container_name=name, volume=f"{name}-data")
             if not workspace.request_launch(track, image, actor_id=actor.id):
-                return self.store.recorder.max_notification_id() or 0, False
+                return self.store.position_of(workspace.id), False
             return self.store.commit(workspace), True
 
         return retry_on_conflict(command)

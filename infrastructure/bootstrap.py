@@ -62,6 +62,7 @@ from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.persistence import (
+    LogAttemptIndex,
     eventsourcing_env,
     tune_pools,
 )
@@ -499,7 +500,7 @@ def build(settings: Settings | None = None) -> Container:
     chat: ChatNotifier = (SlackWebhook(settings.slack_webhook_url)
                           if settings.slack_webhook_url else LogNotifier())
     public_url = settings.resolved_public_url()
-    quizzes = QuizCommands(store, SystemClock())
+    quizzes = QuizCommands(store, SystemClock(), LogAttemptIndex(store))
     gateway = (StripeGateway(settings.stripe_secret_key.get_secret_value(),
                              settings.stripe_api_base)
                if settings.stripe_secret_key is not None else None)

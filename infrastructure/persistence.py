@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from eventsourcing.persistence import (
@@ -107,6 +108,25 @@ class LogRecorder(PostgresApplicationRecorder):
                  table=table))
         self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table)
         self._found_nothing: dict[frozenset[str], bool] = {}
+
+    def latest(self, aggregate_id: UUID) -> tuple[int, int] | None:
+        """(version, log position) of the aggregate's latest event: application.LogIndex."""
+        rows = self._log("SELECT originator_version, notification_id FROM {log} "
+                         "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
+                         (aggregate_id,))
+        return (rows[0]["originator_version"], rows[0]["notification_id"]) if rows else None
+
+    def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        rows = self._log("SELECT originator_id FROM {log} WHERE originator_id = ANY(%s) "
+                         "AND originator_version = 1", (list(aggregate_ids),))
+        return {row["originator_id"] for row in rows}
+
+    def _log(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows of a query on the event log table (`{log}` in `sql`)."""
+        with self.datastore.get_connection() as conn:
+            rows: list[dict[str, Any]] = conn.execute(
+                sql.format(log=self.events_table_name), params).fetchall()
+        return rows
 
     # Retried once: a connection broken by a restart fails, the next is new. More tries
     # only hold the request through an outage (each waits for a connection).
@@ -250,3 +270,30 @@ def tune_pools(*pools: Any) -> None:
     for pool in pools:
         pool.max_idle = MAX_IDLE_SECONDS
     check_after_idle(*pools)
+
+
+class LogAttemptIndex:
+    """application.AttemptIndex from the log: the attempts started on a quiz, found among
+    the Started events by the (topic, notification_id) index."""
+
+    PAGE = 500
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
+        from domain.quizzes import Attempt
+
+        topic = get_topic(Attempt.Started)
+        ids: list[UUID] = []
+        start = 1
+        while True:
+            batch = self.store.recorder.select_notifications(start=start, limit=self.PAGE,
+                                                             topics=[topic])
+            for notification in batch:
+                started = self.store.mapper.to_domain_event(notification)
+                if isinstance(started, Attempt.Started) and started.quiz_id == quiz_id:
+                    ids.append(started.originator_id)
+            if len(batch) < self.PAGE:
+                return ids
+            start = batch[-1].id + 1

@@ -16,7 +16,7 @@ from application.eventstore import EventStore
 from application.quizzes import QuizCommands
 from domain.quizzes import Attempt
 from infrastructure.bootstrap import Container, SystemClock, build
-from infrastructure.persistence import eventsourcing_env
+from infrastructure.persistence import LogAttemptIndex, eventsourcing_env
 from tests.conftest import make_settings, new_database
 
 
@@ -197,6 +197,6 @@ def test_which_aggregates_exist_and_attempts_counted_past_a_batch() -> None:
         store.save(*(Attempt(quiz_id=quiz_id, student_id=student_id, number=n,
                              question_order=[], option_order={}, deadline=None,
                              actor_id=student_id) for n in range(1, 23)))
-        commands = QuizCommands(store, SystemClock())
+        commands = QuizCommands(store, SystemClock(), LogAttemptIndex(store))
         assert commands.attempt_count(quiz_id, student_id) == 22
         assert commands.attempt_count(quiz_id, uuid4()) == 0
