@@ -201,6 +201,8 @@ def asyncapi_document(server_url: str) -> dict[str, Any]:
         messages[name.replace(".", "_")] = {
             "name": name,
             "title": f"{AGGREGATES[aggregate].__name__} {cls.__name__}",
+            # The payload's shape version: a change bumps it, with an upcaster for the old.
+            "x-class-version": getattr(cls, "class_version", 1),
             "contentType": "application/cloudevents+json",
             "payload": {"type": "object", "required": ["id", "type", "time", "data"],
                         "properties": {

@@ -55,6 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_EMBEDDED] = handles
         ADMIN_URL = pg or ADMIN_URL
         REDIS_URL = redis or REDIS_URL
+    if os.environ.get("APRANOVA_RECORD_EVENT_FIXTURES"):
+        from tests.events.fixtures import record_while_testing
+
+        record_while_testing()
 
 
 _EMBEDDED = pytest.StashKey[tuple[Any, ...]]()
