@@ -362,13 +362,18 @@ class Container:
         board = next(iter(self.views.values())).board
 
         def run(stop: threading.Event) -> None:
+            log_channel = self.store.recorder.channel_name  # type: ignore[attr-defined]
             with psycopg.connect(str(self.settings.database_url), autocommit=True) as conn:
                 conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
+                conn.execute(f'LISTEN "{log_channel}"')  # each append; wakes live tails
                 board.listening = True
                 try:
                     while not stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            board.announce_payload(note.payload)
+                            if note.channel == log_channel:
+                                board.log_grew()
+                            else:
+                                board.announce_payload(note.payload)
                 finally:
                     board.listening = False
 

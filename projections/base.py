@@ -100,6 +100,19 @@ class PositionBoard:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
+    def log_grew(self) -> None:
+        """The log took an append (its NOTIFY): wakes `wait_async(LOG, ...)`."""
+        with self._changed:
+            grown = self._at.get(LOG, 0) + 1
+        self.announce(LOG, grown)
+
+    async def next_change(self, key: str, seen: int, fallback: float, timeout: float
+                          ) -> None:
+        """Wait until `key` (a model, or LOG) moves past `seen` (`heard(key)` read before
+        the caller last looked): woken by the announcement while this process hears them,
+        else after `fallback`, as a poll would."""
+        await self.wait_async(key, seen + 1, timeout if self.listening else fallback)
+
     def gave_up(self, model: str) -> None:
         """A wait on `model` ran out: later ones answer at once until it moves."""
         with self._changed:
@@ -120,6 +133,10 @@ class _Waiter(NamedTuple):
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+# The board's key for the log itself: announced on each append's NOTIFY.
+LOG = "__log__"
 
 
 class ReadModel(PostgresTrackingRecorder):

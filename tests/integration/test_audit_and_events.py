@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from domain.roles import Role
 from interfaces.cli import app as cli
+from interfaces.http.routers import events as events_router
 from tests.conftest import (
     PASSWORD,
     Mailbox,
@@ -201,6 +203,31 @@ def test_live_tail_resumes_after_last_event_id(
     expected = client.get("/api/events/", headers=analyst.headers,
                           params={"after": resume_from, "limit": len(received)}).json()
     assert [e["id"] for e in expected["results"]] == [e["id"] for e in received]
+
+
+def test_a_live_tail_is_woken_by_the_append_not_by_polling(
+    server: Server, client: httpx.Client, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Polling would take half a minute to see the new event; the append's NOTIFY does not.
+    monkeypatch.setattr(events_router, "TAIL_POLL_SECONDS", 30.0)
+    board = server.container.users.board
+    assert board.listening
+    analyst = staff(server, client, Role.ANALYST)
+    head = server.container.store.recorder.max_notification_id() or 0
+    headers = {**analyst.headers, "Accept": "text/event-stream", "Last-Event-ID": str(head)}
+    registered = threading.Timer(0.5, lambda: register_student(client))
+    registered.start()
+    try:
+        with client.stream("GET", "/api/events/", headers=headers,
+                           params={"max_seconds": 10}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    assert int(json.loads(line[6:])["sequence"]) > head
+                    break
+            else:
+                raise AssertionError("the tail ended without the new event")
+    finally:
+        registered.join()
 
 
 def test_asyncapi_describes_every_event_type(server: Server, client: httpx.Client,

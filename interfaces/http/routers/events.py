@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from application.authorization import EVENT_READERS
 from interfaces.analytics import asyncapi_document
 from interfaces.http.dependencies import ContainerDep, Principal, require_roles
 from interfaces.http.routing import Router
+from projections.base import LOG
 
 router = Router(prefix="/api/events", tags=["events"])
 
@@ -62,7 +62,9 @@ async def _tail(request: Request, c: Any, after: int, wanted: set[str] | None,
                 max_seconds: float) -> AsyncIterator[str]:
     deadline = time.monotonic() + max_seconds
     quiet_since = time.monotonic()
+    board = c.users.board
     while time.monotonic() < deadline and not await request.is_disconnected():
+        seen = board.heard(LOG)  # before reading, so an append meanwhile is not missed
         page, last = await run_in_threadpool(c.stream.page, after, 200, wanted)
         for event in page:
             yield (f"id: {event['sequence']}\nevent: {event['type']}\n"
@@ -73,7 +75,9 @@ async def _tail(request: Request, c: Any, after: int, wanted: set[str] | None,
         if time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
-        await asyncio.sleep(TAIL_POLL_SECONDS)
+        # Woken by the next append's NOTIFY, not by polling each client's query.
+        await board.next_change(LOG, seen, TAIL_POLL_SECONDS, min(
+            HEARTBEAT_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 @router.get("/asyncapi.json")

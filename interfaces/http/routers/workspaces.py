@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -106,6 +105,9 @@ def stop(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
     return _out(response, _row(c, p.id, position), 202, position)
 
 
+POLL_SECONDS = 0.2  # only while this process does not hear the models' positions
+
+
 @router.get("/api/users/workspace/progress/",
             responses={200: {"content": {"text/event-stream": {}}}})
 async def progress(request: Request, p: PrincipalDep, c: ContainerDep,
@@ -122,8 +124,10 @@ async def _states(request: Request, c: Container, student_id: UUID, timeout: flo
                   ) -> AsyncIterator[str]:
     deadline = time.monotonic() + timeout
     last: tuple[str, int] | None = None
+    view = c.workspace_views
     while time.monotonic() < deadline and not await request.is_disconnected():
-        row = await run_in_threadpool(c.workspace_views.of_student, student_id)
+        seen = view.board.heard(view.position_key)  # before reading: a change is not missed
+        row = await run_in_threadpool(view.of_student, student_id)
         if row is not None and (row["state"], row["launches"]) != last:
             last = (row["state"], row["launches"])
             payload = {"state": row["state"], "reason": row["reason"], "detail": row["detail"],
@@ -131,7 +135,9 @@ async def _states(request: Request, c: Container, student_id: UUID, timeout: flo
             yield f"event: {row['state']}\ndata: {json.dumps(payload)}\n\n"
             if row["state"] in TERMINAL and row["launches"]:
                 return
-        await asyncio.sleep(0.2)
+        # Woken when the workspaces model moves (its NOTIFY), not by polling per client.
+        await view.board.next_change(view.position_key, seen, POLL_SECONDS,
+                                     max(0.0, deadline - time.monotonic()))
 
 
 @router.get("/api/workspaces/", response_model=Page[WorkspaceOut])
