@@ -54,6 +54,8 @@ class Policy:
     name: str
     events: tuple[type, ...]
     handle: Callable[[Any], object]
+    # How long one run may take before the worker stops it (and it is retried).
+    time_limit_seconds: float = 120.0
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -211,7 +213,9 @@ class QuizPolicies:
         self.generator = generator
 
     def policies(self) -> list[Policy]:
-        return [Policy("quiz_generation", (Quiz.Requested,), self.generate)]
+        # A generator may ask Gemini up to three times, each answer taking a while.
+        return [Policy("quiz_generation", (Quiz.Requested,), self.generate,
+                       time_limit_seconds=600.0)]
 
     def generate(self, event: Quiz.Requested) -> None:
         request = QuizRequest(event.originator_id, event.title, event.prompt,
@@ -281,8 +285,10 @@ class WorkspacePolicies:
 
     def policies(self) -> list[Policy]:
         return [
+            # Pulling an image and waiting for the workspace to answer take minutes.
             Policy("workspace_provision", (Workspace.LaunchRequested,),
-                   lambda e: self.workspaces.provision(e.originator_id)),
+                   lambda e: self.workspaces.provision(e.originator_id),
+                   time_limit_seconds=900.0),
             Policy("workspace_stop", (Workspace.StopRequested,),
                    lambda e: self.workspaces.halt(e.originator_id)),
         ]

@@ -245,7 +245,7 @@ class Container:
     policies: list[Policy]
     pending: messaging.Pending
     broker: Any
-    actor: Any
+    dispatcher: messaging.Dispatcher
     _handles: tuple[Any, ...] = ()
     _background: list[Any] = field(default_factory=list)
 
@@ -268,7 +268,7 @@ class Container:
         self._background.append(Supervised("projections", runner.run).start())
 
     def start_relay(self) -> None:
-        relay = messaging.relay_class(self.policies, self.actor, self.pending)
+        relay = messaging.relay_class(self.policies, self.dispatcher, self.pending)
         runner_env = self._runner_env
         self._background.append(Supervised("relay", _run_projection_runner(
             lambda: ProjectionRunner(application_class=messaging.RelayStore,
@@ -279,7 +279,7 @@ class Container:
 
         def redeliver(stop: threading.Event) -> None:
             while not stop.wait(every):
-                messaging.redeliver(self.pending, self.actor)
+                messaging.redeliver(self.pending, self.dispatcher)
 
         self._background.append(Supervised("redelivery", redeliver).start())
 
@@ -531,7 +531,7 @@ def build(settings: Settings | None = None) -> Container:
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     pending = messaging.Pending(pool, settings.redeliver_after_seconds)
     runner = messaging.PolicyRunner(store, pending, policies)
-    actor = messaging.declare_actor(broker, lambda: runner)
+    dispatcher = messaging.Dispatcher(broker, policies, lambda: runner)
 
     return Container(
         settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
@@ -546,5 +546,5 @@ def build(settings: Settings | None = None) -> Container:
         views=views, audit=AuditQueries(store),
         stream=EventStream(store, Pseudonymiser(_secret(
             settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
-        policies=policies, pending=pending, broker=broker, actor=actor, _handles=handles,
+        policies=policies, pending=pending, broker=broker, dispatcher=dispatcher, _handles=handles,
     )

@@ -30,14 +30,22 @@ from redis import Redis
 
 from application.eventstore import APPLICATION_NAME, EventStore
 from application.processes import Policy
+from domain.errors import Forbidden, Gone, Invalid, NotFound
 from domain.text import storable
 from infrastructure.logs import REQUEST_ID
 from infrastructure.persistence import EVENT_REQUESTS_TABLE
 
 log = logging.getLogger("apranova.processes")
 
-QUEUE = "process-managers"
+QUEUE = "process-managers"  # the one queue of an earlier release, still drained
+QUEUE_PREFIX = "pm"
 ACTOR_NAME = "run_policy"
+EXHAUSTED_ACTOR = "policy_retries_exhausted"
+EXHAUSTED_QUEUE = "pm.failures"
+# Failures the same message would meet however often it is tried: a missing object, input
+# a rule refuses, an event that cannot be read. Retrying them only delays the record.
+DETERMINISTIC: tuple[type[Exception], ...] = (Invalid, NotFound, Forbidden, Gone, LookupError,
+                                              ValueError)
 MAX_RETRIES = 5
 MAX_ERROR = 2000
 
@@ -110,11 +118,11 @@ def _pair(row: Any) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
-def redeliver(pending: Pending, actor: dramatiq.Actor[..., None]) -> int:
+def redeliver(pending: Pending, dispatcher: Dispatcher) -> int:
     """Enqueue again what is due; the worker's dedupe makes a duplicate harmless."""
     due = pending.due()
     for policy, notification_id in due:
-        actor.send(policy, notification_id)
+        dispatcher.send(policy, notification_id)
     pending.forget_requests()
     if due:
         log.warning("enqueued %d pending process-manager messages again", len(due))
@@ -147,7 +155,10 @@ class PolicyRunner:
         self.pending = pending
         self.policies = {p.name: p for p in policies}
 
-    def run(self, policy_name: str, notification_id: int, final_attempt: bool) -> None:
+    def run(self, policy_name: str, notification_id: int) -> None:
+        """Run the policy for the event, unless done or running elsewhere. A failure the
+        same message would meet again (DETERMINISTIC) is recorded at once and re-raised
+        (its actor `throws` it: not retried); any other is re-raised for a retry."""
         if self._done(policy_name, notification_id):
             return
         if not self.pending.claim(policy_name, notification_id):
@@ -163,17 +174,19 @@ class PolicyRunner:
                 raise LookupError(f"No event at position {notification_id}")
             event = self.store.mapper.to_domain_event(notifications[0])
             policy.handle(event)
-        except Exception as error:
-            if not final_attempt:
-                self.pending.release(policy_name, notification_id)
-                raise
-            # Out of retries: say so durably instead of failing silently; the messages
-            # behind this one are not held up by it.
-            log.exception("policy %s failed for event %s", policy_name, notification_id)
-            self._record(policy_name, notification_id, "failed",
-                         storable(f"{type(error).__name__}: {error}")[:MAX_ERROR])
-            return
+        except DETERMINISTIC as error:
+            self.give_up(policy_name, notification_id, f"{type(error).__name__}: {error}")
+            raise
+        except Exception:
+            self.pending.release(policy_name, notification_id)
+            raise
         self._record(policy_name, notification_id, "done", None)
+
+    def give_up(self, policy_name: str, notification_id: int, reason: str) -> None:
+        """Say durably that this work failed for good, instead of failing silently; the
+        messages behind it are not held up by it (`apranova failed-policies`)."""
+        log.error("policy %s failed for event %s: %s", policy_name, notification_id, reason)
+        self._record(policy_name, notification_id, "failed", storable(reason)[:MAX_ERROR])
 
     def _done(self, policy: str, notification_id: int) -> bool:
         with self.pool.connection() as conn:
@@ -194,26 +207,68 @@ class PolicyRunner:
                          (policy, notification_id))
 
 
-def declare_actor(
-    broker: RedisBroker, runner: Callable[[], PolicyRunner] | None
-) -> dramatiq.Actor[..., None]:
-    """The one actor all policies run through. `runner` is None where only sending happens."""
+class Dispatcher:
+    """One dramatiq actor per policy, on a queue of its own with its own time limit, so a
+    slow policy (quiz generation) neither holds up mail nor is cut short by mail's limit.
+    Deterministic failures are thrown (not retried); a pair still failing after its
+    retries is recorded by the `on_retry_exhausted` actor. `runner` is None in processes
+    that only send (the API, the relay)."""
 
-    def run_policy(policy_name: str, notification_id: int) -> None:
-        if runner is None:
+    def __init__(self, broker: RedisBroker, policies: Sequence[Policy],
+                 runner: Callable[[], PolicyRunner] | None) -> None:
+        self.broker = broker
+        self.runner = runner
+        self.actors = {policy.name: self._declare(policy) for policy in policies}
+        self._by_actor = {actor.actor_name: name for name, actor in self.actors.items()}
+        self.exhausted = dramatiq.actor(actor_name=EXHAUSTED_ACTOR, queue_name=EXHAUSTED_QUEUE,
+                                        broker=broker, max_retries=MAX_RETRIES)(self._exhausted)
+        # Messages enqueued as (policy, position) for the one actor of an earlier release.
+        self.legacy = dramatiq.actor(
+            actor_name=ACTOR_NAME, queue_name=QUEUE, broker=broker, max_retries=MAX_RETRIES,
+            min_backoff=200, max_backoff=30_000, throws=DETERMINISTIC,
+            on_retry_exhausted=EXHAUSTED_ACTOR)(self._run)
+
+    @property
+    def queues(self) -> list[str]:
+        return [QUEUE, *(actor.queue_name for actor in self.actors.values())]
+
+    def send(self, policy_name: str, notification_id: int, request_id: str | None = None
+             ) -> None:
+        self.actors[policy_name].send_with_options(args=(notification_id,),
+                                                   request_id=request_id)
+
+    def _declare(self, policy: Policy) -> dramatiq.Actor[..., None]:
+        def run(notification_id: int) -> None:
+            self._run(policy.name, notification_id)
+
+        return dramatiq.actor(
+            actor_name=f"policy_{policy.name}", queue_name=f"{QUEUE_PREFIX}.{policy.name}",
+            broker=self.broker, max_retries=MAX_RETRIES, min_backoff=200, max_backoff=30_000,
+            time_limit=int(policy.time_limit_seconds * 1000), throws=DETERMINISTIC,
+            on_retry_exhausted=EXHAUSTED_ACTOR)(run)
+
+    def _run(self, policy_name: str, notification_id: int) -> None:
+        if self.runner is None:
             raise RuntimeError("This process only enqueues policies")
         message = CurrentMessage.get_current_message()
-        retries = message.options.get("retries", 0) if message else MAX_RETRIES
         # The log lines of this work carry the id of the request that stored the event.
         token = REQUEST_ID.set(message.options.get("request_id") if message else None)
         try:
-            runner().run(policy_name, notification_id, final_attempt=retries >= MAX_RETRIES)
+            self.runner().run(policy_name, notification_id)
         finally:
             REQUEST_ID.reset(token)
 
-    declare = dramatiq.actor(actor_name=ACTOR_NAME, queue_name=QUEUE, broker=broker,
-                             max_retries=MAX_RETRIES, min_backoff=200, max_backoff=30_000)
-    return declare(run_policy)
+    def _exhausted(self, message: dict[str, Any], retries: dict[str, Any]) -> None:
+        if self.runner is None:
+            raise RuntimeError("This process only enqueues policies")
+        args = message.get("args") or []
+        if message.get("actor_name") == ACTOR_NAME:
+            policy_name, notification_id = str(args[0]), int(args[1])
+        else:
+            policy_name, notification_id = self._by_actor[message["actor_name"]], int(args[0])
+        trace = str((message.get("options") or {}).get("traceback") or "").strip()
+        reason = trace.splitlines()[-1] if trace else "failed after its retries"
+        self.runner().give_up(policy_name, notification_id, reason)
 
 
 class Logged(str):
@@ -248,7 +303,7 @@ class Relay(Projection[PostgresTrackingRecorder]):
         self.view.insert_tracking(tracking)
 
 
-def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None],
+def relay_class(policies: Sequence[Policy], dispatcher: Dispatcher,
                 pending: Pending) -> type[Relay]:
     """A Relay bound to these policies (the runner builds projections from a class)."""
     routes: dict[str, tuple[str, ...]] = {}
@@ -260,8 +315,7 @@ def relay_class(policies: Sequence[Policy], actor: dramatiq.Actor[..., None],
     def send(policy_names: tuple[str, ...], notification_id: int) -> None:
         request_id = pending.expect(policy_names, notification_id)  # before Redis has it
         for policy_name in policy_names:
-            actor.send_with_options(args=(policy_name, notification_id),
-                                    request_id=request_id)
+            dispatcher.send(policy_name, notification_id, request_id)
 
     return type("Relay", (Relay,), {
         "name": "relay",
@@ -313,7 +367,8 @@ def progress(pool: ConnectionPool) -> Progress:
     return Progress(*(int(v) for v in values))
 
 
-def queue_depth(broker: RedisBroker) -> int:
-    """Messages waiting in Redis: the queue and its delayed retries (dramatiq's ".DQ")."""
-    return sum(int(broker.client.llen(f"{broker.namespace}:{queue}"))
-               for queue in (QUEUE, f"{QUEUE}.DQ"))
+def queue_depth(dispatcher: Dispatcher) -> int:
+    """Messages waiting in Redis: every policy's queue and its delayed retries (".DQ")."""
+    client, namespace = dispatcher.broker.client, dispatcher.broker.namespace
+    return sum(int(client.llen(f"{namespace}:{queue}")) + int(client.llen(
+        f"{namespace}:{queue}.DQ")) for queue in dispatcher.queues)

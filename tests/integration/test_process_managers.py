@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
+from redis import Redis
 from typer.testing import CliRunner
 
 from application.processes import Policy
 from domain.accounts import Account
+from domain.errors import Invalid
+from infrastructure import messaging
 from infrastructure.messaging import PolicyRunner, failure_count, failures
 from interfaces.cli import app as cli
-from tests.conftest import PASSWORD, Mailbox, Server, settings_env, unique_email
+from tests.conftest import PASSWORD, REDIS_URL, Mailbox, Server, settings_env, unique_email
 
 
 def _register(client: httpx.Client, email: str, track: str = "FSD") -> UUID:
@@ -63,37 +68,67 @@ def test_redelivered_messages_do_not_send_twice(
     mailbox.wait_for(email, "Confirm your email")
     position = _position_of_registration(server, account_id)
     # At-least-once delivery: the same (policy, event) arrives again, twice.
-    server.container.actor.send("verification_email", position)
-    server.container.actor.send("verification_email", position)
+    server.container.dispatcher.send("verification_email", position)
+    server.container.dispatcher.send("verification_email", position)
     time.sleep(1.5)
     assert len([m for m in mailbox.to(email) if "Confirm" in m["Subject"]]) == 1
 
 
-def test_a_policy_that_keeps_failing_is_recorded_not_lost(server: Server) -> None:
-    calls: list[object] = []
+def _failure(container: Any, policy: str, position: int) -> tuple[str, str] | None:
+    with container.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT status, error FROM pm_processed WHERE policy = %s AND notification_id = %s",
+            (policy, position)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def test_a_policy_that_keeps_failing_is_retried_then_recorded_not_lost(
+    server: Server, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the real worker: a transient failure is retried, and once its retries are
+    spent the `on_retry_exhausted` actor records it; a deterministic one is recorded at
+    once, without retries."""
+    monkeypatch.setattr(messaging, "MAX_RETRIES", 1)  # one retry, 0.2-0.4 s later
+    container = server.container
+    calls: dict[str, int] = {"broken": 0, "refused": 0}
 
     def broken(event: object) -> None:
-        calls.append(event)
+        calls["broken"] += 1
         raise RuntimeError("mail server on fire")
 
-    container = server.container
+    def refused(event: object) -> None:
+        calls["refused"] += 1
+        raise Invalid("this event can never be mailed")
+
+    policies = [Policy("broken_policy", (Account.Registered,), broken),
+                Policy("refused_policy", (Account.Registered,), refused)]
+    runner = PolicyRunner(container.store, container.pending, policies)
+    broker = messaging.make_broker(Redis.from_url(REDIS_URL), f"pm-test-{uuid.uuid4().hex}")
+    dispatcher = messaging.Dispatcher(broker, policies, lambda: runner)
     account_id = container.accounts.register_student(
         unique_email(), "F", PASSWORD, __import__("domain.roles").roles.Track.FULL_STACK
     ).account_id
     position = _position_of_registration(server, account_id)
-    runner = PolicyRunner(container.store, container.pending,
-                          [Policy("broken_policy", (Account.Registered,), broken)])
-    with pytest.raises(RuntimeError):
-        runner.run("broken_policy", position, final_attempt=False)
-    runner.run("broken_policy", position, final_attempt=True)
-    with container.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT status, error FROM pm_processed WHERE policy = %s AND notification_id = %s",
-            ("broken_policy", position)).fetchone()
-    assert row is not None and row[0] == "failed" and "mail server on fire" in row[1]
+    worker = messaging.start_worker(broker, 2, 10)
+    try:
+        for name in ("broken_policy", "refused_policy"):
+            dispatcher.send(name, position)
+        deadline = time.monotonic() + 20
+        while (_failure(container, "broken_policy", position) is None
+               or _failure(container, "refused_policy", position) is None):
+            assert time.monotonic() < deadline, calls
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        broker.client.close()
+    assert _failure(container, "broken_policy", position) == (
+        "failed", "RuntimeError: mail server on fire")
+    assert _failure(container, "refused_policy", position) == (
+        "failed", "Invalid: this event can never be mailed")
+    assert calls == {"broken": 2, "refused": 1}
     # Once recorded, a redelivery does not run it again.
-    runner.run("broken_policy", position, final_attempt=True)
-    assert len(calls) == 2
+    runner.run("broken_policy", position)
+    assert calls["broken"] == 2
 
 
 def test_relay_resumes_from_its_position_after_a_restart(
@@ -136,10 +171,9 @@ def test_an_event_a_policy_cannot_even_read_is_recorded_and_does_not_hold_up_the
         return decode(stored)  # type: ignore[arg-type]
 
     monkeypatch.setattr(container.store.mapper, "to_domain_event", undecodable)
-    with pytest.raises(ValueError):
-        runner.run("reader_policy", bad, final_attempt=False)
-    runner.run("reader_policy", bad, final_attempt=True)
-    runner.run("reader_policy", good, final_attempt=False)
+    with pytest.raises(ValueError):  # an event nobody can read: recorded, not retried
+        runner.run("reader_policy", bad)
+    runner.run("reader_policy", good)
     assert [e.originator_id for e in handled] == [good_id]  # type: ignore[attr-defined]
     failed = [f for f in failures(container.pool) if f["policy"] == "reader_policy"]
     assert [(f["position"], f["error"]) for f in failed] == [

@@ -74,7 +74,7 @@ def test_a_redis_restart_without_persistence_loses_no_effect(
                                                       Track.DATA_PROFESSIONAL)
             queue = redis.Redis(port=port)
             deadline = time.monotonic() + 15
-            while not any(b"process-managers" in k for k in queue.keys()):  # noqa: SIM118
+            while not any(b":pm." in k for k in queue.keys()):  # noqa: SIM118
                 assert time.monotonic() < deadline, "nothing was enqueued"
                 time.sleep(0.05)
             time.sleep(0.5)  # the relay has recorded its position past them
@@ -113,12 +113,12 @@ def test_two_deliveries_at_once_run_the_policy_once(server: Server) -> None:
 
     runner = PolicyRunner(container.store, container.pending,
                           [Policy("slow_policy", (Account.Registered,), slow)])
-    first = threading.Thread(target=runner.run, args=("slow_policy", position, False))
+    first = threading.Thread(target=runner.run, args=("slow_policy", position))
     first.start()
     assert entered.wait(5)
-    runner.run("slow_policy", position, final_attempt=False)  # while the first runs
+    runner.run("slow_policy", position)  # while the first runs
     first.join()
-    runner.run("slow_policy", position, final_attempt=False)  # after it completed
+    runner.run("slow_policy", position)  # after it completed
     assert calls == [account_id]
 
 
@@ -138,8 +138,8 @@ def test_a_failed_try_gives_its_lease_back_for_the_retry(server: Server) -> None
     runner = PolicyRunner(container.store, container.pending,
                           [Policy("flaky_policy", (Account.Registered,), flaky)])
     with pytest.raises(RuntimeError):
-        runner.run("flaky_policy", position, final_attempt=False)
-    runner.run("flaky_policy", position, final_attempt=False)
+        runner.run("flaky_policy", position)
+    runner.run("flaky_policy", position)
     assert calls == [account_id, account_id]
 
 

@@ -117,7 +117,7 @@ def metrics(c: ContainerDep) -> Response:
     except Exception:  # the process's own metrics still answer while the database is away
         pass
     with contextlib.suppress(Exception):
-        QUEUE_DEPTH.set(messaging.queue_depth(c.broker))
+        QUEUE_DEPTH.set(messaging.queue_depth(c.dispatcher))
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
