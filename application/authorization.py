@@ -55,6 +55,11 @@ def may_see_learner(actor: Actor, learner_id: UUID, trainer_id: UUID | None) -> 
             or (actor.role is Role.TRAINER and trainer_id == actor.id))
 
 
+def follows_a_track(role: str | Role) -> bool:
+    """Only students follow a track (and have progress, submissions, a workspace)."""
+    return role == Role.STUDENT
+
+
 def may_see_payment(actor: Actor, student_id: UUID) -> bool:
     """A payment: the student who paid, and overseers."""
     return student_id == actor.id or oversees(actor.role)

@@ -10,6 +10,7 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.accounts import Account
+from domain.roles import Role
 from domain.students import Student
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
 
@@ -49,6 +50,10 @@ CREATE INDEX IF NOT EXISTS rm_users_trainer ON rm_users (trainer_id)
 
     def get(self, user_id: UUID) -> DictRow | None:
         return self.fetch_one(f"SELECT {COLUMNS} FROM rm_users WHERE id = %s", (user_id,))
+
+    def active_trainers(self, *, offset: int, limit: int) -> tuple[int, list[DictRow]]:
+        """Trainers a student can be assigned to, with their load."""
+        return self.page(offset=offset, limit=limit, role=Role.TRAINER.value, active=True)
 
     def page(
         self, *, offset: int, limit: int, role: str | None = None, search: str | None = None,

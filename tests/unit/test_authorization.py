@@ -9,6 +9,7 @@ import pytest
 from application.authorization import (
     Actor,
     authors_quiz,
+    follows_a_track,
     may_author_quizzes,
     may_see_learner,
     may_see_payment,
@@ -46,3 +47,8 @@ def test_payments_quizzes_and_trainer_scopes() -> None:
     assert authors_quiz(Actor(OTHER, Role.ADMIN), TRAINER)
     assert trainer_scope(Actor(TRAINER, Role.TRAINER)) == TRAINER
     assert trainer_scope(Actor(OTHER, Role.ADMIN)) is None
+
+
+def test_only_students_follow_a_track() -> None:
+    assert follows_a_track("student") and follows_a_track(Role.STUDENT)
+    assert not any(follows_a_track(r) for r in Role if r is not Role.STUDENT)

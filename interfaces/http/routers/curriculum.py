@@ -13,13 +13,14 @@ from pydantic import BaseModel, Field, StringConstraints
 from application.authorization import (
     REVIEW_QUEUE_READERS,
     authors,
+    follows_a_track,
     may_see_learner,
     oversees,
     trainer_scope,
 )
 from domain.errors import Forbidden, NotFound
 from domain.progress import unlocked
-from domain.roles import Role, Track
+from domain.roles import Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
 from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
@@ -231,7 +232,7 @@ def project_steps(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> lis
 
 def _my_progress(c: Container, p: Principal) -> MyProgressOut:
     user, progress = c.progress.on_track(p.id)
-    if user is None or user["role"] != Role.STUDENT.value or not user["track"]:
+    if user is None or not follows_a_track(user["role"]) or not user["track"]:
         raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
     track_code = user["track"]
     rows = {r["project"]: r for r in progress}

@@ -99,8 +99,7 @@ def trainers(
     pages: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:
     c.users.catch_up(position)
-    count, rows = c.users.page(offset=pages.offset, limit=pages.page_size,
-                               role=Role.TRAINER.value, active=True)
+    count, rows = c.users.active_trainers(offset=pages.offset, limit=pages.page_size)
     capacity = c.settings.trainer_capacity
     results = [
         TrainerOut(id=r["id"], name=r["name"], email=r["email"], student_count=r["student_count"],
