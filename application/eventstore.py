@@ -33,6 +33,10 @@ class EventStore(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._read_only: LRUCache[UUID, Aggregate] = LRUCache(maxsize=READ_ONLY_CACHE_SIZE)
+        # Asked once: a check against a runtime protocol costs microseconds, and every
+        # answer save consults its quiz through `_latest`.
+        self._index: LogIndex | None = (self.recorder if isinstance(self.recorder, LogIndex)
+                                        else None)
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str = "Object") -> A:
         """Get an aggregate of the given class or raise NotFound."""
@@ -85,16 +89,16 @@ class EventStore(Application[UUID]):
     def created(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these aggregates exist: one query on the log's primary key, where the
         recorder can (LogIndex), instead of loading each."""
-        if isinstance(self.recorder, LogIndex):
-            return self.recorder.created(aggregate_ids)
+        if self._index is not None:
+            return self._index.created(aggregate_ids)
         return {i for i in aggregate_ids
                 if self.recorder.select_events(i, limit=1)}
 
     def _latest(self, aggregate_id: UUID) -> dict[str, Any] | None:
         """The version and log position of the aggregate's latest event, without its
         state (the library's reader would fetch that too)."""
-        if isinstance(self.recorder, LogIndex):
-            found = self.recorder.latest(aggregate_id)
+        if self._index is not None:
+            found = self._index.latest(aggregate_id)
         else:  # the library's reader: no position to give (0 waits for nothing)
             events = self.recorder.select_events(aggregate_id, desc=True, limit=1)
             found = (events[0].originator_version, 0) if events else None

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 from domain.roles import Role
-from infrastructure.bootstrap import PROJECTIONS
-from projections.runner import ProjectionsRunner
 from tests.conftest import (
     Mailbox,
-    Server,
     make_settings,
     make_staff,
     new_database,
@@ -23,22 +18,9 @@ from tests.conftest import (
     running_server,
 )
 from tests.integration.test_quizzes_api import generate, publish, start
+from tests.integration.test_read_side_survives import projector
 
 WAIT_SECONDS = 2.0
-
-
-@contextmanager
-def projector(s: Server) -> Iterator[None]:
-    runner = ProjectionsRunner(s.container.store,
-                               [p(view=s.container.views[p]) for p in PROJECTIONS])
-    stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
 
 
 def test_a_stopped_projector_does_not_starve_commands_that_need_no_read_model(

@@ -130,10 +130,11 @@ def _flaky_users(flaky: Flaky) -> type[UsersProjection]:
 
 
 @contextmanager
-def projector(s: Server, flaky: Flaky) -> Iterator[ProjectionsRunner]:
-    """The process's projector, with the users model's code broken for one event."""
+def projector(s: Server, flaky: Flaky | None = None) -> Iterator[ProjectionsRunner]:
+    """The process's projector, run and stopped by the test; with `flaky`, the users
+    model's code broken for one event."""
     chosen: list[type[ReadModelProjection]] = [
-        _flaky_users(flaky) if p is UsersProjection else p for p in PROJECTIONS]
+        _flaky_users(flaky) if flaky and p is UsersProjection else p for p in PROJECTIONS]
     runner = ProjectionsRunner(s.container.store, [
         p(view=s.container.views[UsersProjection if issubclass(p, UsersProjection) else p])
         for p in chosen])

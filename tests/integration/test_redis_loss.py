@@ -30,6 +30,7 @@ from tests.conftest import (
     running_server,
     unique_email,
 )
+from tests.integration.test_process_managers import _position_of_registration
 
 
 @contextmanager
@@ -101,8 +102,7 @@ def test_two_deliveries_at_once_run_the_policy_once(server: Server) -> None:
     container = server.container
     account_id = container.accounts.register_student(
         unique_email(), "Twice", PASSWORD, Track.FULL_STACK).account_id
-    position = next(n.id for n in container.store.recorder.select_notifications(
-        start=1, limit=1_000_000) if n.originator_id == account_id)
+    position = _position_of_registration(server, account_id)
     calls: list[UUID] = []
     entered = threading.Event()
 
@@ -126,8 +126,7 @@ def test_a_failed_try_gives_its_lease_back_for_the_retry(server: Server) -> None
     container = server.container
     account_id = container.accounts.register_student(
         unique_email(), "Retry", PASSWORD, Track.FULL_STACK).account_id
-    position = next(n.id for n in container.store.recorder.select_notifications(
-        start=1, limit=1_000_000) if n.originator_id == account_id)
+    position = _position_of_registration(server, account_id)
     calls: list[UUID] = []
 
     def flaky(event: Account.Registered) -> None:
