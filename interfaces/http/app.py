@@ -16,7 +16,7 @@ from infrastructure.bootstrap import Container
 from infrastructure.settings import Settings
 from interfaces.http.errors import install_error_handlers
 from interfaces.http.idempotency import Idempotency, bearer_subject
-from interfaces.http.middleware import BodyLimit, Deadline, Metrics, RequestId, TextGuard
+from interfaces.http.middleware import BodyLimit, Deadline, Metrics, TextGuard
 from interfaces.http.routers import (
     audit,
     auth,
@@ -114,7 +114,6 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     app.add_middleware(TextGuard)
     app.add_middleware(Deadline, seconds=container.settings.request_deadline_seconds)
     app.add_middleware(Metrics, access_log=container.settings.access_log)
-    app.add_middleware(RequestId)
     return app
 
 

@@ -48,9 +48,12 @@ class Idempotency:
         return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope["method"] not in COMMANDS:
+            await self.app(scope, receive, send)  # reads: no header lookup at all
+            return
+        headers = dict(scope.get("headers") or [])
         raw = headers.get(HEADER)
-        if raw is None or scope["method"] not in COMMANDS or not self._routed(scope):
+        if raw is None or not self._routed(scope):
             await self.app(scope, receive, send)
             return
         key = raw.decode("latin-1")

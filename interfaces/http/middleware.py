@@ -211,36 +211,13 @@ ACCESS = logging.getLogger("apranova.access")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-class RequestId:
-    """Every request has an id: the client's `X-Request-ID`, or a new one. It is in the
-    response, in every log line the request causes (infrastructure.logs.REQUEST_ID) and
-    in the process-manager messages for the events it stored."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"")
-        request_id = given.decode() if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        token = REQUEST_ID_VAR.set(request_id)
-
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, with_id)
-        finally:
-            REQUEST_ID_VAR.reset(token)
-
-
 class Metrics:
-    """Prometheus request metrics, and one access log line per request."""
+    """Every request's id, its Prometheus metrics and its access log line, in one layer.
+
+    The id is the client's `X-Request-ID`, or a new one. It is in the response, in every
+    log line the request causes (infrastructure.logs.REQUEST_ID) and in the
+    process-manager messages for the events it stored. This layer sits outside Deadline,
+    whose task inherits the id."""
 
     def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
@@ -252,11 +229,16 @@ class Metrics:
             return
         started = time.perf_counter()
         status = 500
+        given = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"")
+        request_id = given.decode() if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = REQUEST_ID_VAR.set(request_id)
 
         async def capture(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
@@ -274,3 +256,4 @@ class Metrics:
                     "method": method, "route": name, "status": status,
                     "duration_ms": round(took * 1000, 2),
                     "principal": (scope.get("state") or {}).get("principal_id")})
+            REQUEST_ID_VAR.reset(token)
