@@ -72,15 +72,17 @@ def serve(
     """Serve the API. With no database or Redis configured, starts embedded ones."""
     import uvicorn
 
+    from infrastructure.background import Background
     from infrastructure.bootstrap import build
     from interfaces.http.app import create_app, server_options
 
     _logging()
     settings = _settings(data_dir, host=host, port=port)
     container = build(settings)
+    followers = Background(container)
     try:
         if background:
-            container.start_all()
+            followers.start_all()
         url = f"http://{settings.host}:{settings.port}"
         typer.echo(f"ApraNova is serving at {url} (API docs: {url}/docs)")
         if workers > 1:
@@ -106,6 +108,7 @@ def serve(
                                 **server_options(container.settings))
         _graceful_server_class()(config).run()
     finally:
+        followers.stop()
         container.close()
 
 
@@ -133,15 +136,18 @@ def _graceful_server_class() -> type:
 
 
 def _run_until_signal(start: str, data_dir: Path | None) -> None:
+    from infrastructure.background import Background
     from infrastructure.bootstrap import build
 
     _logging()
     container = build(_settings(data_dir))
+    background = Background(container)
     try:
-        getattr(container, start)()
+        getattr(background, start)()
         typer.echo(f"{start.removeprefix('start_')} running; Ctrl-C to stop")
-        _wait_for_signal(container.healthy, HEARTBEAT)
+        _wait_for_signal(background.healthy, HEARTBEAT)
     finally:
+        background.stop()
         container.close()
 
 
@@ -187,7 +193,7 @@ def projections_run(data_dir: DataDir = None) -> None:
 
 
 def _model_names() -> str:
-    from infrastructure.bootstrap import PROJECTIONS
+    from projections.models import PROJECTIONS
 
     return ", ".join(p.name for p in PROJECTIONS)
 
@@ -202,7 +208,7 @@ def _cannot_reach_head(error: Exception) -> typer.Exit:
 
 
 def _chosen(name: str | None) -> list[Any]:
-    from infrastructure.bootstrap import PROJECTIONS
+    from projections.models import PROJECTIONS
 
     chosen = [p for p in PROJECTIONS if name in (None, p.name)]
     if not chosen:

@@ -24,6 +24,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 
 from domain.roles import Role
+from infrastructure.background import Background
 from infrastructure.bootstrap import Container, build
 from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
@@ -212,6 +213,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
 class Server:
     container: Container
     url: str
+    background: Background
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -221,8 +223,9 @@ class Server:
 def running_server(settings: Settings, background: bool = True) -> Iterator[Server]:
     """The real app under uvicorn on a free loopback port, with its background components."""
     container = build(settings)
+    followers = Background(container)
     if background:
-        container.start_all()
+        followers.start_all()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
                                            log_level="warning", **server_options(settings)))
@@ -234,10 +237,11 @@ def running_server(settings: Settings, background: bool = True) -> Iterator[Serv
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Server(container, f"http://127.0.0.1:{port}")
+        yield Server(container, f"http://127.0.0.1:{port}", followers)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        followers.stop()
         container.close()
 
 

@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from infrastructure.background import Background
 from infrastructure.bootstrap import Container
 from infrastructure.settings import Settings
 from interfaces.http.errors import install_error_handlers
@@ -81,17 +82,16 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         # Blocking endpoints make their one trip on the loop's executor (routing.py).
         executor = ThreadPoolExecutor(threads, thread_name_prefix="api")
         asyncio.get_running_loop().set_default_executor(executor)
-        listeners = [container.start_session_listener(),
-                     container.start_position_listener()]
+        listeners = Background(container)
+        listeners.start_session_listener()
+        listeners.start_position_listener()
         try:
             yield
         finally:
             executor.shutdown(wait=False)
+            listeners.stop()
             if owns_container:
                 container.close()
-            else:
-                for listener in listeners:
-                    listener.stop()
 
     # Swagger UI and ReDoc from the package's own assets, not a CDN: /docs works offline.
     app = FastAPIOffline(title="ApraNova API", version="0.1.0", description=DESCRIPTION,

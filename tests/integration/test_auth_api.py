@@ -247,8 +247,8 @@ def test_a_reset_request_does_the_same_work_for_a_known_and_an_unknown_email(
         before = recorder.max_notification_id() or 0
         assert c.post("/api/auth/password/reset/", json={"email": known}).status_code == 202
         assert len(recorder.select_notifications(start=before + 1, limit=10)) == 1
-        s.container.start_relay()
-        s.container.start_worker()
+        s.background.start_relay()
+        s.background.start_worker()
         mailbox.wait_for(known, "Reset your ApraNova password")
         assert mailbox.to(unknown) == []
 

@@ -29,8 +29,8 @@ def test_a_stopped_projector_does_not_starve_commands_that_need_no_read_model(
         settings = make_settings(url, smtp[1], tmp_path, read_wait_seconds=WAIT_SECONDS,
                                  api_threads=4)
         with running_server(settings, background=False) as s, s.client() as c:
-            s.container.start_relay()
-            s.container.start_worker()
+            s.background.start_relay()
+            s.background.start_worker()
             with projector(s):
                 trainer = make_staff(s, c, Role.TRAINER)
                 quiz = publish(c, trainer, generate(c, trainer, 3))

@@ -134,16 +134,16 @@ def test_a_policy_that_keeps_failing_is_retried_then_recorded_not_lost(
 def test_relay_resumes_from_its_position_after_a_restart(
     server: Server, client: httpx.Client, mailbox: Mailbox, tmp_path: Path,
 ) -> None:
-    container = server.container
-    relays = [c for c in container._background if getattr(c, "name", "") == "relay"]
+    background = server.background
+    relays = [c for c in background.components if getattr(c, "name", "") == "relay"]
     assert relays, "the server runs a relay"
     relays[0].stop()
-    container._background.remove(relays[0])
+    background.components.remove(relays[0])
     email = unique_email()
     _register(client, email)  # logged while no relay runs
     time.sleep(0.5)
     assert mailbox.to(email) == []
-    container.start_relay()
+    background.start_relay()
     mailbox.wait_for(email, "Welcome to ApraNova")
     mailbox.wait_for(email, "Confirm your email")
 

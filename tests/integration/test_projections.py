@@ -93,11 +93,11 @@ def test_reads_wait_for_positions_and_lagging_models_answer_503(
 
 def _lagging_scenario(settings: Settings) -> None:
     with running_server(settings, background=False) as s, s.client() as c:
-        s.container.start_projections()
+        s.background.start_projections()
         user = register_student(c)
-        for component in s.container._background:
+        for component in s.background.components:
             component.stop()
-        s.container._background.clear()
+        s.background.components.clear()
         # The command is stored, but its read model can't catch up: 202, not a false 200.
         r = c.put("/api/users/profile/", headers=user.headers, json={"name": "Later"})
         assert r.status_code == 202
@@ -107,7 +107,7 @@ def _lagging_scenario(settings: Settings) -> None:
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "PROJECTION_LAGGING"
         assert r.headers["Retry-After"] == "1"
-        s.container.start_projections()
+        s.background.start_projections()
         s.container.users.wait_for(int(position), 10)
         r = c.get("/api/users/profile/", headers={**user.headers, "X-Position": position})
         assert r.status_code == 200 and r.json()["name"] == "Later"
@@ -153,7 +153,7 @@ def test_a_wait_whose_announcement_is_lost_asks_the_database(
             waiter.start()
             time.sleep(0.5)
             assert not waited  # really waiting: the model is behind
-            s.container.start_projections()
+            s.background.start_projections()
             waiter.join(15)
             assert waited and waited[0] < 5
             assert deaf.board.heard(deaf.position_key) == 0  # it was never told
@@ -177,7 +177,7 @@ def test_a_backlog_is_applied_in_runs_one_transaction_per_model(
                     position = int(r.headers["X-Position"])
             live = s.container.users
             listener.execute(f"LISTEN {POSITIONS_CHANNEL}")
-            s.container.start_projections()
+            s.background.start_projections()
             live.wait_for(position, 15)
             heard = [n.payload for n in listener.notifies(timeout=1)
                      if n.payload.startswith(f"{live.position_key}:")]

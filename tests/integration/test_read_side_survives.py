@@ -155,8 +155,8 @@ def test_a_model_that_cannot_apply_an_event_stops_there_alone_and_visibly(
     monkeypatch.setattr(projections.runner, "MAX_RETRY_SECONDS", 2.0)
     with own_server(smtp, tmp_path, background=False) as (settings, s, c), \
             projector(s, flaky) as runner:
-        s.container.start_relay()
-        s.container.start_worker()
+        s.background.start_relay()
+        s.background.start_worker()
         student = register_student(c)
         trainer = make_staff(s, c, Role.TRAINER)
         r = c.put("/api/users/profile/", headers=student.headers, json={"name": "Boom"})

@@ -67,8 +67,8 @@ def test_a_redis_restart_without_persistence_loses_no_effect(
                                  redeliver_after_seconds=1.0)
         with volatile_redis(port, tmp_path) as first, \
                 running_server(settings, background=False) as s:
-            s.container.start_projections()
-            s.container.start_relay()  # no worker yet: the messages wait in Redis
+            s.background.start_projections()
+            s.background.start_relay()  # no worker yet: the messages wait in Redis
             emails = [unique_email() for _ in range(4)]
             for email in emails:
                 s.container.accounts.register_student(email, "Ada", PASSWORD,
@@ -85,7 +85,7 @@ def test_a_redis_restart_without_persistence_loses_no_effect(
             first.wait(timeout=10)
             with volatile_redis(port, tmp_path):
                 assert not redis.Redis(port=port).keys()
-                s.container.start_worker()
+                s.background.start_worker()
                 for email in emails:
                     mailbox.wait_for(email, "Welcome to ApraNova", timeout=30)
                     mailbox.wait_for(email, "Confirm your email", timeout=30)
@@ -152,7 +152,7 @@ def test_a_revoked_token_is_refused_everywhere_while_redis_is_down(
                 running_server(settings, background=False) as a, \
                 running_server(settings, background=False) as b, \
                 a.client() as to_a, b.client() as to_b:
-            a.container.start_projections()
+            a.background.start_projections()
             student = register_student(to_a)
             deadline = time.monotonic() + 10
             while not b.container.sessions.hearing:

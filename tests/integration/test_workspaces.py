@@ -258,8 +258,8 @@ def test_recovery_after_the_worker_dies_mid_provisioning(
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         with running_server(settings, background=False) as server, server.client() as c:
-            server.container.start_projections()
-            server.container.start_relay()
+            server.background.start_projections()
+            server.background.start_relay()
             client = docker.DockerClient(base_url=engine)
             student = register_student(c)
             first = worker()

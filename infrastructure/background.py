@@ -1,0 +1,223 @@
+"""What runs beside the API, apart from the wiring: the log's followers (projector,
+relay, redelivery), dramatiq workers, the workspace supervisor and the listeners of an
+API process, each supervised in its own thread and restarted after an error."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+import psycopg
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import ProjectionRunner
+
+from application.ports import EngineUnavailable
+from infrastructure import messaging
+from projections.base import POSITIONS_CHANNEL
+from projections.models import PROJECTIONS
+from projections.runner import ProjectionsRunner
+
+if TYPE_CHECKING:
+    from infrastructure.bootstrap import Container
+
+log = logging.getLogger("apranova")
+
+
+class Supervised:
+    """Runs a component in a thread and restarts it (with a growing pause) after an error."""
+
+    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        self.name = name
+        self._run = run
+        self._stop = threading.Event()
+        self._healthy = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Supervised:
+        self._thread.start()
+        return self
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread.is_alive() and self._healthy
+
+    def _loop(self) -> None:
+        pause = 0.5
+        while not self._stop.is_set():
+            self._healthy = True
+            try:
+                self._run(self._stop)
+                pause = 0.5
+            except Exception:
+                self._healthy = False
+                log.exception("%s stopped with an error; restarting", self.name)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 10)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _run_projection_runner(make: Callable[[], ProjectionRunner[Any, Any]]
+                           ) -> Callable[[threading.Event], None]:
+    """Adapt a library ProjectionRunner to Supervised: run until stopped, raise its errors."""
+    def run(stop: threading.Event) -> None:
+        with make() as runner:
+            while not stop.is_set():
+                runner.run_forever(timeout=0.5)
+                if runner.is_interrupted.is_set() and not stop.is_set():
+                    raise RuntimeError("the runner stopped")
+
+    return run
+
+
+def revocations_channel(redis_namespace: str) -> str:
+    """The Redis channel on which API processes tell each other of revoked sessions."""
+    return f"{redis_namespace}:sessions-revoked"
+
+
+class Background:
+    """The components one process runs on a container; `stop` ends them all."""
+
+    def __init__(self, container: Container) -> None:
+        self.c = container
+        self.components: list[Supervised | dramatiq.Worker] = []
+
+    @property
+    def _runner_env(self) -> dict[str, str]:
+        # Tables exist already (build() made them under a lock); runners only read and apply.
+        # No standing connections: a runner holds what it uses, and idle ones are closed.
+        return {**self.c.env, "POSTGRES_POOL_SIZE": "0", "POSTGRES_MAX_OVERFLOW": "3",
+                "CREATE_TABLE": "n"}
+
+    def _supervise(self, name: str, run: Callable[[threading.Event], None]) -> Supervised:
+        component = Supervised(name, run).start()
+        self.components.append(component)
+        return component
+
+    def start_projections(self) -> None:
+        views = self.c.views
+        runner = ProjectionsRunner(self.c.store, [p(view=views[p]) for p in PROJECTIONS])
+        self._supervise("projections", runner.run)
+
+    def start_relay(self) -> None:
+        relay = messaging.relay_class(self.c.policies, self.c.dispatcher, self.c.pending)
+        runner_env = self._runner_env
+        self._supervise("relay", _run_projection_runner(
+            lambda: ProjectionRunner(application_class=messaging.RelayStore,
+                                     projection_class=relay,
+                                     view_class=PostgresTrackingRecorder, env=runner_env)))
+        every = min(10.0, self.c.settings.redeliver_after_seconds / 4)
+
+        def redeliver(stop: threading.Event) -> None:
+            while not stop.wait(every):
+                messaging.redeliver(self.c.pending, self.c.dispatcher)
+
+        self._supervise("redelivery", redeliver)
+
+    def start_worker(self) -> None:
+        settings = self.c.settings
+        self.components.append(messaging.start_worker(
+            self.c.broker, settings.worker_threads, settings.worker_prefetch))
+        self.start_workspace_supervisor()
+
+    def start_workspace_supervisor(self) -> None:
+        """Every few seconds: stop idle or too-old workspaces, and reconcile with the engine."""
+        every = self.c.settings.workspace_supervise_every_seconds
+        views, workspaces = self.c.workspace_views, self.c.workspaces
+
+        def supervise(stop: threading.Event) -> None:
+            pause = every
+            while not stop.wait(pause):
+                ids = views.ids()
+                if not ids:
+                    continue
+                workspaces.cull(ids)
+                try:
+                    workspaces.reconcile(ids)
+                except EngineUnavailable as error:
+                    # Said once, not as a traceback every round; asked again less often.
+                    if pause == every:
+                        log.warning("workspace engine unavailable (%s); checking again "
+                                    "with growing pauses", error)
+                    pause = min(pause * 2, 600.0)
+                    continue
+                if pause != every:
+                    log.info("workspace engine available again")
+                pause = every
+
+        self._supervise("workspace-supervisor", supervise)
+
+    def start_all(self) -> None:
+        self.start_projections()
+        self.start_relay()
+        self.start_worker()
+
+    def start_session_listener(self) -> Supervised:
+        """Hear revocations announced by other API processes (see RememberedSessions)."""
+        channel = revocations_channel(self.c.settings.redis_namespace)
+        redis, sessions = self.c.redis, self.c.sessions
+
+        def run(stop: threading.Event) -> None:
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)
+
+            def subscribe() -> Iterator[str]:
+                pubsub.subscribe(channel)  # now, before listen() forgets what it knew
+
+                def messages() -> Iterator[str]:
+                    while not stop.is_set():
+                        message = pubsub.get_message(timeout=1.0)
+                        if message is not None:
+                            yield bytes(message["data"]).decode()
+
+                return messages()
+
+            try:
+                sessions.listen(subscribe)
+            finally:
+                pubsub.close()
+
+        return self._supervise("session-revocations", run)
+
+    def start_position_listener(self) -> Supervised:
+        """Hear the read models' positions as the projector commits them, so that
+        read-your-writes waits in this process need not poll (see PositionBoard)."""
+        board = next(iter(self.c.views.values())).board
+        database_url = str(self.c.settings.database_url)
+        log_channel = self.c.store.recorder.channel_name  # type: ignore[attr-defined]
+
+        def run(stop: threading.Event) -> None:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
+                conn.execute(f'LISTEN "{log_channel}"')  # each append; wakes live tails
+                board.listening = True
+                try:
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            if note.channel == log_channel:
+                                board.log_grew()
+                            else:
+                                board.announce_payload(note.payload)
+                finally:
+                    board.listening = False
+
+        return self._supervise("read-model-positions", run)
+
+    def healthy(self) -> bool:
+        """Whether every component started here is running."""
+        for component in self.components:
+            if isinstance(component, Supervised) and not component.healthy:
+                return False
+            if isinstance(component, dramatiq.Worker) and not any(
+                    c.is_alive() for c in component.consumers.values()):
+                return False
+        return True
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+        self.components.clear()
