@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from interfaces.analytics import EventStream
+from projections.analytics import EventStream
 
 PAGE = 5000
 
