@@ -79,24 +79,39 @@ class DockerRuntime:
     def ensure_running(self, spec: WorkspaceSpec) -> RunningContainer:
         existing = self._get(spec.name)
         if existing is not None and existing.status == "running":
-            return RunningContainer(existing.id, int(existing.labels[PORT_LABEL]))
+            return RunningContainer(existing.id, self._host_port(existing, spec))
         if existing is not None:
             existing.remove(force=True)  # the volume keeps the work; the container is cheap
-        port = free_port()
         try:
-            container = self._reachable(self._run, spec, port)
+            container = self._reachable(self._run, spec)
         except APIError as error:
             if error.status_code != 409:
                 raise
             # Someone else created it a moment ago (a redelivered message): use theirs.
             container = self.client.containers.get(spec.name)
             container.start()
-            container.reload()
-            port = int(container.labels[PORT_LABEL])
-        return RunningContainer(container.id, port)
+        container.reload()
+        return RunningContainer(container.id, self._host_port(container, spec))
 
-    def _run(self, spec: WorkspaceSpec, port: int) -> Any:
+    def _host_port(self, container: Any, spec: WorkspaceSpec) -> int:
+        """Where the workspace listens on 127.0.0.1. With a bridge the engine chose it
+        when it published the port (no race with other listeners, unlike picking a
+        free one first); with the host's network the container binds the one we chose."""
+        if self.network_mode == "host":
+            return int(container.labels[PORT_LABEL])
+        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+            f"{spec.container_port}/tcp") or []
+        for binding in bindings:
+            if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+                return int(binding["HostPort"])
+        raise EngineUnavailable(f"the engine published no port for {spec.name}")
+
+    def _run(self, spec: WorkspaceSpec) -> Any:
         h = self.hardening
+        host_network = self.network_mode == "host"
+        # On the host's network the container binds a port itself, so one is picked here;
+        # behind a bridge it listens on its own port and the engine publishes it.
+        port = free_port() if host_network else spec.container_port
         options: dict[str, Any] = {
             "name": spec.name, "detach": True, "user": h.user, "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges=true"], "pids_limit": h.pids,
@@ -105,16 +120,16 @@ class DockerRuntime:
             "tmpfs": {"/tmp": f"rw,size={h.tmpfs_size}"} if h.read_only else {},
             "volumes": {spec.volume: {"bind": "/workspace", "mode": "rw"}},
             "labels": {**spec.labels, LABEL: spec.labels.get(LABEL, spec.name),
-                       PORT_LABEL: str(port)},
+                       **({PORT_LABEL: str(port)} if host_network else {})},
             "environment": {"PASSWORD": spec.password, "WORKSPACE_PASSWORD": spec.password,
                             "WORKSPACE_PORT": str(port)},
         }
         if self.command:
             options["command"] = [part.format(port=port) for part in self.command]
-        if self.network_mode == "host":
+        if host_network:
             options["network_mode"] = "host"
         else:
-            options["ports"] = {f"{spec.container_port}/tcp": ("127.0.0.1", port)}
+            options["ports"] = {f"{spec.container_port}/tcp": ("127.0.0.1", None)}
         return self.client.containers.run(spec.image, **options)
 
     def wait_ready(self, host_port: int, timeout: float) -> bool:
