@@ -1,22 +1,45 @@
-"""Request-scoped dependencies: the container, the authenticated principal, role guards."""
+"""Request-scoped dependencies: the services endpoints use, the authenticated principal,
+role guards."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import ConnectionPool
+from pydantic import SecretStr
+from redis import Redis
 from starlette.concurrency import run_in_threadpool
 
-from application.accounts import Actor
-from application.auth import Unauthenticated
+from application.accounts import AccountCommands, Actor
+from application.audit import AuditQueries
+from application.auth import AuthCommands, Unauthenticated
 from application.authorization import require_may_change
+from application.curriculum import CurriculumCommands
+from application.eventstore import EventStore
+from application.github import GitHubCommands
+from application.payments import PaymentCommands
+from application.quizzes import QuizCommands
+from application.workspaces import WorkspaceCommands
 from domain.errors import Forbidden
 from domain.roles import Role
 from infrastructure.bootstrap import Container
+from infrastructure.files import LocalFileStore
+from infrastructure.messaging import Dispatcher
+from infrastructure.webhooks import WebhookInbox
+from projections.analytics import EventStream
+from projections.base import PositionBoard
+from projections.catalog import CatalogView
+from projections.payments import PaymentsView
+from projections.progress import ProgressView
+from projections.quizzes import AttemptsView, QuizzesView, StudentQuizzesView
+from projections.submissions import SubmissionsView
+from projections.users import UsersView
+from projections.workspaces import WorkspacesView
 
 bearer = HTTPBearer(auto_error=False, description="JWT access token")
 
@@ -26,12 +49,183 @@ bearer = HTTPBearer(auto_error=False, description="JWT access token")
 # bench/endpoints.py).
 
 
-async def container(request: Request) -> Container:
+def _container(request: Request) -> Container:
     c: Container = request.app.state.container
     return c
 
 
-ContainerDep = Annotated[Container, Depends(container)]
+# -- commands --------------------------------------------------------------------------------
+
+async def account_commands(request: Request) -> AccountCommands:
+    return _container(request).accounts
+
+
+async def auth_commands(request: Request) -> AuthCommands:
+    return _container(request).auth
+
+
+async def curriculum_commands(request: Request) -> CurriculumCommands:
+    return _container(request).curriculum
+
+
+async def quiz_commands(request: Request) -> QuizCommands:
+    return _container(request).quizzes
+
+
+async def payment_commands(request: Request) -> PaymentCommands:
+    return _container(request).payments
+
+
+async def github_commands(request: Request) -> GitHubCommands:
+    return _container(request).github
+
+
+async def workspace_commands(request: Request) -> WorkspaceCommands:
+    return _container(request).workspaces
+
+
+AccountCommandsDep = Annotated[AccountCommands, Depends(account_commands)]
+AuthCommandsDep = Annotated[AuthCommands, Depends(auth_commands)]
+CurriculumCommandsDep = Annotated[CurriculumCommands, Depends(curriculum_commands)]
+QuizCommandsDep = Annotated[QuizCommands, Depends(quiz_commands)]
+PaymentCommandsDep = Annotated[PaymentCommands, Depends(payment_commands)]
+GitHubCommandsDep = Annotated[GitHubCommands, Depends(github_commands)]
+WorkspaceCommandsDep = Annotated[WorkspaceCommands, Depends(workspace_commands)]
+
+
+# -- read models and queries -----------------------------------------------------------------
+
+async def users_view(request: Request) -> UsersView:
+    return _container(request).users
+
+
+async def catalog_view(request: Request) -> CatalogView:
+    return _container(request).catalog
+
+
+async def progress_view(request: Request) -> ProgressView:
+    return _container(request).progress
+
+
+async def submissions_view(request: Request) -> SubmissionsView:
+    return _container(request).submissions
+
+
+async def quizzes_view(request: Request) -> QuizzesView:
+    return _container(request).quiz_views
+
+
+async def student_quizzes_view(request: Request) -> StudentQuizzesView:
+    return _container(request).student_quizzes
+
+
+async def attempts_view(request: Request) -> AttemptsView:
+    return _container(request).attempts
+
+
+async def payments_view(request: Request) -> PaymentsView:
+    return _container(request).payment_views
+
+
+async def workspaces_view(request: Request) -> WorkspacesView:
+    return _container(request).workspace_views
+
+
+async def audit_queries(request: Request) -> AuditQueries:
+    return _container(request).audit
+
+
+async def event_stream(request: Request) -> EventStream:
+    return _container(request).stream
+
+
+async def position_board(request: Request) -> PositionBoard:
+    """Where this process hears the positions of the log and of the read models (the
+    views of one database share one board)."""
+    return _container(request).users.board
+
+
+UsersDep = Annotated[UsersView, Depends(users_view)]
+CatalogDep = Annotated[CatalogView, Depends(catalog_view)]
+ProgressDep = Annotated[ProgressView, Depends(progress_view)]
+SubmissionsDep = Annotated[SubmissionsView, Depends(submissions_view)]
+QuizViewsDep = Annotated[QuizzesView, Depends(quizzes_view)]
+StudentQuizzesDep = Annotated[StudentQuizzesView, Depends(student_quizzes_view)]
+AttemptsDep = Annotated[AttemptsView, Depends(attempts_view)]
+PaymentViewsDep = Annotated[PaymentsView, Depends(payments_view)]
+WorkspaceViewsDep = Annotated[WorkspacesView, Depends(workspaces_view)]
+AuditDep = Annotated[AuditQueries, Depends(audit_queries)]
+EventStreamDep = Annotated[EventStream, Depends(event_stream)]
+PositionBoardDep = Annotated[PositionBoard, Depends(position_board)]
+
+
+# -- other adapters --------------------------------------------------------------------------
+
+async def file_store(request: Request) -> LocalFileStore:
+    return _container(request).files
+
+
+async def webhook_inbox(request: Request) -> WebhookInbox:
+    return _container(request).webhooks
+
+
+FileStoreDep = Annotated[LocalFileStore, Depends(file_store)]
+WebhookInboxDep = Annotated[WebhookInbox, Depends(webhook_inbox)]
+
+
+# -- settings --------------------------------------------------------------------------------
+
+async def trainer_capacity(request: Request) -> int:
+    return _container(request).settings.trainer_capacity
+
+
+async def github_webhook_secret(request: Request) -> SecretStr | None:
+    return _container(request).settings.github_webhook_secret
+
+
+async def stripe_webhook_secret(request: Request) -> SecretStr | None:
+    return _container(request).settings.stripe_webhook_secret
+
+
+async def stripe_webhook_tolerance(request: Request) -> int:
+    return _container(request).settings.stripe_webhook_tolerance_seconds
+
+
+TrainerCapacityDep = Annotated[int, Depends(trainer_capacity)]
+GitHubWebhookSecretDep = Annotated[SecretStr | None, Depends(github_webhook_secret)]
+StripeWebhookSecretDep = Annotated[SecretStr | None, Depends(stripe_webhook_secret)]
+StripeWebhookToleranceDep = Annotated[int, Depends(stripe_webhook_tolerance)]
+
+
+# -- what readiness and metrics inspect ------------------------------------------------------
+
+async def database_pool(request: Request) -> ConnectionPool:
+    return _container(request).pool
+
+
+async def redis_client(request: Request) -> Redis:
+    return _container(request).redis
+
+
+async def read_models(request: Request) -> dict[str, Any]:
+    """Every read model by its name."""
+    return _container(request).named_views
+
+
+async def event_store(request: Request) -> EventStore:
+    return _container(request).store
+
+
+async def policy_dispatcher(request: Request) -> Dispatcher:
+    """What enqueues the process managers' messages in Redis."""
+    return _container(request).dispatcher
+
+
+DatabasePoolDep = Annotated[ConnectionPool, Depends(database_pool)]
+RedisDep = Annotated[Redis, Depends(redis_client)]
+ReadModelsDep = Annotated[dict[str, Any], Depends(read_models)]
+EventStoreDep = Annotated[EventStore, Depends(event_store)]
+PolicyDispatcherDep = Annotated[Dispatcher, Depends(policy_dispatcher)]
 
 
 @dataclass(frozen=True)
@@ -54,11 +248,12 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def principal(
-    request: Request, c: ContainerDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("Authentication credentials were not provided")
+    c = _container(request)
     claims = c.tokens.decode_access(credentials.credentials)
     # A session seen active moments ago is answered from memory, in the event loop; only
     # a check that needs the database goes to the thread pool.

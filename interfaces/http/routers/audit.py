@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from application.authorization import OVERSEERS
 from domain.errors import Invalid
-from interfaces.http.dependencies import ContainerDep, Principal, require_roles
+from interfaces.http.dependencies import AuditDep, Principal, require_roles
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 
@@ -43,16 +43,16 @@ class StateOut(BaseModel):
 
 @router.get("/{aggregate_type}/{aggregate_id}/history/", response_model=Page[HistoryEntry])
 def history(request: Request, aggregate_type: AggregateType, aggregate_id: UUID, p: Auditor,
-            c: ContainerDep, pages: Annotated[PageParams, Depends(page_params)]
+            audit: AuditDep, pages: Annotated[PageParams, Depends(page_params)]
             ) -> dict[str, Any]:
     """Every event of the aggregate: what, when, who caused it and why."""
-    entries = c.audit.history(aggregate_type, aggregate_id)
+    entries = audit.history(aggregate_type, aggregate_id)
     chunk = entries[pages.offset:pages.offset + pages.page_size]
     return paginate(request, pages, len(entries), chunk)
 
 
 @router.get("/{aggregate_type}/{aggregate_id}/", response_model=StateOut)
-def state(aggregate_type: AggregateType, aggregate_id: UUID, p: Auditor, c: ContainerDep,
+def state(aggregate_type: AggregateType, aggregate_id: UUID, p: Auditor, audit: AuditDep,
           version: Annotated[int | None, Query(ge=1)] = None,
           at: Annotated[AwareDatetime | None, Query(
               description="RFC 3339 time with offset, e.g. 2026-11-24T09:00:00Z")] = None,
@@ -60,4 +60,4 @@ def state(aggregate_type: AggregateType, aggregate_id: UUID, p: Auditor, c: Cont
     """The aggregate as it was at `version`, or at time `at` (now when neither is given)."""
     if version is not None and at is not None:
         raise Invalid("Ask for a version or a time, not both", code="VERSION_OR_TIME")
-    return c.audit.state(aggregate_type, aggregate_id, version=version, at=at)
+    return audit.state(aggregate_type, aggregate_id, version=version, at=at)

@@ -8,7 +8,7 @@ from fastapi import Path, Request, Response, status
 from pydantic import BaseModel, StringConstraints
 
 from domain.roles import Track
-from interfaces.http.dependencies import ContainerDep, PrincipalDep
+from interfaces.http.dependencies import AccountCommandsDep, AuthCommandsDep, PrincipalDep
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Detail, Email, Name, NewPassword, Password
 
@@ -77,10 +77,10 @@ def client_ip(request: Request) -> str:
 
 
 @router.post("/register/", status_code=status.HTTP_201_CREATED, response_model=RegisteredOut)
-def register(body: RegisterIn, c: ContainerDep, request: Request,
-             response: Response) -> RegisteredOut:
-    c.auth.limit_registrations(client_ip(request))
-    result = c.accounts.register_student(body.email, body.name, body.password, body.track)
+def register(body: RegisterIn, auth: AuthCommandsDep, accounts: AccountCommandsDep,
+             request: Request, response: Response) -> RegisteredOut:
+    auth.limit_registrations(client_ip(request))
+    result = accounts.register_student(body.email, body.name, body.password, body.track)
     response.headers["X-Position"] = str(result.position)
     return RegisteredOut(
         user=SummaryOut(id=str(result.account_id), email=body.email.lower(), role="student",
@@ -90,8 +90,8 @@ def register(body: RegisterIn, c: ContainerDep, request: Request,
 
 
 @router.post("/login/", response_model=LoginOut)
-def login(body: LoginIn, c: ContainerDep, request: Request) -> LoginOut:
-    result = c.auth.login(body.email, body.password, client_ip(request))
+def login(body: LoginIn, auth: AuthCommandsDep, request: Request) -> LoginOut:
+    result = auth.login(body.email, body.password, client_ip(request))
     u = result.user
     return LoginOut(
         access=result.tokens.access, refresh=result.tokens.refresh,
@@ -100,34 +100,36 @@ def login(body: LoginIn, c: ContainerDep, request: Request) -> LoginOut:
 
 
 @router.post("/token/refresh/", response_model=TokensOut)
-def refresh(body: RefreshIn, c: ContainerDep) -> TokensOut:
-    pair = c.auth.refresh(body.refresh)
+def refresh(body: RefreshIn, auth: AuthCommandsDep) -> TokensOut:
+    pair = auth.refresh(body.refresh)
     return TokensOut(access=pair.access, refresh=pair.refresh)
 
 
 @router.post("/logout/", status_code=status.HTTP_204_NO_CONTENT)
-def logout(p: PrincipalDep, c: ContainerDep, body: LogoutIn | None = None) -> Response:
-    c.auth.logout(p.session_id, body.refresh if body else None)
+def logout(p: PrincipalDep, auth: AuthCommandsDep, body: LogoutIn | None = None) -> Response:
+    auth.logout(p.session_id, body.refresh if body else None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/password/reset/", status_code=status.HTTP_202_ACCEPTED, response_model=Detail)
-def password_reset(body: ResetIn, c: ContainerDep, request: Request) -> Detail:
-    c.auth.request_password_reset(body.email, client_ip(request))
+def password_reset(body: ResetIn, auth: AuthCommandsDep, request: Request) -> Detail:
+    auth.request_password_reset(body.email, client_ip(request))
     return Detail(detail="If an account exists for this email, a reset link has been sent.")
 
 
 @router.post("/password/reset/confirm/", response_model=Detail)
-def password_reset_confirm(body: ResetConfirmIn, c: ContainerDep, response: Response) -> Detail:
-    position = c.auth.confirm_password_reset(body.token, body.new_password)
+def password_reset_confirm(body: ResetConfirmIn, auth: AuthCommandsDep,
+                           response: Response) -> Detail:
+    position = auth.confirm_password_reset(body.token, body.new_password)
     response.headers["X-Position"] = str(position)
     return Detail(detail="Password changed. Log in with the new password.")
 
 
 @router.get("/verify-email/{key}/", response_model=Detail)
 def verify_email(
-    key: Annotated[str, Path(min_length=1, max_length=512)], c: ContainerDep, response: Response
+    key: Annotated[str, Path(min_length=1, max_length=512)], auth: AuthCommandsDep,
+    response: Response,
 ) -> Detail:
-    position = c.auth.verify_email(key)
+    position = auth.verify_email(key)
     response.headers["X-Position"] = str(position)
     return Detail(detail="Email verified.")

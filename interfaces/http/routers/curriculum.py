@@ -22,13 +22,25 @@ from domain.errors import Forbidden, NotFound
 from domain.progress import unlocked
 from domain.roles import Track
 from domain.submissions import MAX_FEEDBACK, MAX_TEXT
-from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
-from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
+from interfaces.http.dependencies import (
+    CatalogDep,
+    CurriculumCommandsDep,
+    FileStoreDep,
+    Principal,
+    PrincipalDep,
+    ProgressDep,
+    SubmissionsDep,
+    UsersDep,
+    read_position,
+)
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body
 from projections.base import ReadModel
+from projections.catalog import CatalogView
+from projections.progress import ProgressView
+from projections.submissions import SubmissionsView
 
 router = Router(prefix="/api/curriculum", tags=["curriculum"])
 
@@ -183,65 +195,66 @@ def _project(row: dict[str, Any]) -> ProjectOut:
                             "steps", "deliverables")})
 
 
-def _wait(c: Container, view: ReadModel, position: int | None) -> None:
+def _wait(view: ReadModel, position: int | None) -> None:
     view.catch_up(position)
 
 
 # -- catalog ---------------------------------------------------------------------------------
 
 @router.get("/tracks/", response_model=list[TrackOut])
-def tracks(p: PrincipalDep, c: ContainerDep) -> list[TrackOut]:
-    return [TrackOut(**r) for r in c.catalog.tracks()]
+def tracks(p: PrincipalDep, catalog: CatalogDep) -> list[TrackOut]:
+    return [TrackOut(**r) for r in catalog.tracks()]
 
 
 @router.get("/tracks/{code}/", response_model=TrackDetailOut)
-def track(code: Track, p: PrincipalDep, c: ContainerDep) -> TrackDetailOut:
-    row = c.catalog.track(code.value)
+def track(code: Track, p: PrincipalDep, catalog: CatalogDep) -> TrackDetailOut:
+    row = catalog.track(code.value)
     if row is None:
         raise NotFound("Track not found")
-    _, projects = c.catalog.projects(track=code.value, limit=100)
+    _, projects = catalog.projects(track=code.value, limit=100)
     return TrackDetailOut(**row, projects=[_project(r) for r in projects])
 
 
 @router.get("/projects/", response_model=Page[ProjectOut])
-def projects(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+def projects(request: Request, p: PrincipalDep, catalog: CatalogDep, pages: Pages,
              track: Track | None = None) -> dict[str, Any]:
-    count, rows = c.catalog.projects(track=track.value if track else None,
-                                     offset=pages.offset, limit=pages.page_size)
+    count, rows = catalog.projects(track=track.value if track else None,
+                                   offset=pages.offset, limit=pages.page_size)
     return paginate(request, pages, count, [_project(r) for r in rows])
 
 
-def _catalog_project(c: Container, slug: str) -> ProjectOut:
-    row = c.catalog.project(slug)
+def _catalog_project(catalog: CatalogView, slug: str) -> ProjectOut:
+    row = catalog.project(slug)
     if row is None:
         raise NotFound("Project not found")
     return _project(row)
 
 
 @router.get("/projects/{project_id}/", response_model=ProjectOut)
-def project(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> ProjectOut:
-    return _catalog_project(c, project_id)
+def project(project_id: SlugPath, p: PrincipalDep, catalog: CatalogDep) -> ProjectOut:
+    return _catalog_project(catalog, project_id)
 
 
 @router.get("/projects/{project_id}/steps/", response_model=list[StepOut])
-def project_steps(project_id: SlugPath, p: PrincipalDep, c: ContainerDep) -> list[StepOut]:
-    return _catalog_project(c, project_id).steps
+def project_steps(project_id: SlugPath, p: PrincipalDep, catalog: CatalogDep
+                  ) -> list[StepOut]:
+    return _catalog_project(catalog, project_id).steps
 
 
 # -- progress --------------------------------------------------------------------------------
 
-def _my_progress(c: Container, p: Principal) -> MyProgressOut:
-    user, progress = c.progress.on_track(p.id)
+def _my_progress(progress: ProgressView, catalog: CatalogView, p: Principal) -> MyProgressOut:
+    user, progress_rows = progress.on_track(p.id)
     if user is None or not follows_a_track(user["role"]) or not user["track"]:
         raise Forbidden("Only students follow a track", code="NOT_A_STUDENT")
     track_code = user["track"]
-    rows = {r["project"]: r for r in progress}
-    _, catalog = c.catalog.projects(track=track_code, limit=100)
+    rows = {r["project"]: r for r in progress_rows}
+    _, entries = catalog.projects(track=track_code, limit=100)
     approved_numbers = {r["number"] for r in rows.values() if r["status"] == "approved"}
     out = []
-    for entry in catalog:
+    for entry in entries:
         row = rows.get(entry["slug"])
-        pinned = (c.catalog.project(entry["slug"], row["curriculum_version"])
+        pinned = (catalog.project(entry["slug"], row["curriculum_version"])
                   if row else None) or entry
         is_open = unlocked(entry["number"], approved_numbers)
         out.append(ProjectProgressOut(
@@ -262,31 +275,33 @@ def _my_progress(c: Container, p: Principal) -> MyProgressOut:
 
 
 @router.get("/progress/me/", response_model=MyProgressOut)
-def my_progress(p: PrincipalDep, c: ContainerDep, position: Position) -> MyProgressOut:
-    for model in (c.progress, c.users):  # progress on the student's current track
-        _wait(c, model, position)
-    return _my_progress(c, p)
+def my_progress(p: PrincipalDep, progress: ProgressDep, users: UsersDep, catalog: CatalogDep,
+                position: Position) -> MyProgressOut:
+    for model in (progress, users):  # progress on the student's current track
+        _wait(model, position)
+    return _my_progress(progress, catalog, p)
 
 
 @router.post("/progress/", response_model=MyProgressOut)
-def update_progress(body: ProgressIn, p: PrincipalDep, c: ContainerDep) -> Settling:
+def update_progress(body: ProgressIn, p: PrincipalDep, curriculum: CurriculumCommandsDep,
+                    progress: ProgressDep, catalog: CatalogDep) -> Settling:
     if isinstance(body, StartIn):
-        position = c.curriculum.start_project(p.actor, body.project_id)
+        position = curriculum.start_project(p.actor, body.project_id)
     else:
-        position = c.curriculum.set_step(p.actor, body.project_id, body.step,
-                                         body.action == "complete_step")
-    return answer_after(c.progress, position, lambda: _my_progress(c, p))
+        position = curriculum.set_step(p.actor, body.project_id, body.step,
+                                       body.action == "complete_step")
+    return answer_after(progress, position, lambda: _my_progress(progress, catalog, p))
 
 
 
 # -- submissions -----------------------------------------------------------------------------
 
-def _visible_submission(c: Container, p: Principal, submission_id: UUID,
+def _visible_submission(submissions: SubmissionsView, p: Principal, submission_id: UUID,
                         with_history: bool = True) -> SubmissionOut:
-    row = c.submissions.get(submission_id)
+    row = submissions.get(submission_id)
     if row is None or not may_see_learner(p.actor, row["student_id"], row["trainer_id"]):
         raise NotFound("Submission not found")
-    history = [HistoryOut(**h) for h in c.submissions.history(submission_id)]
+    history = [HistoryOut(**h) for h in submissions.history(submission_id)]
     return _submission(row, history if with_history else None)
 
 
@@ -297,67 +312,73 @@ def _submission(row: dict[str, Any], history: list[HistoryOut] | None = None
 
 
 @router.post("/submissions/", status_code=status.HTTP_201_CREATED, response_model=SubmissionOut)
-def create_submission(body: SubmissionIn, p: PrincipalDep, c: ContainerDep) -> Settling:
-    created = c.curriculum.create_submission(p.actor, body.project_id, body.deliverables,
-                                             body.submit, body.note)
-    return answer_after(c.submissions, created.position,
-                  lambda: _visible_submission(c, p, created.id), status.HTTP_201_CREATED)
+def create_submission(body: SubmissionIn, p: PrincipalDep, curriculum: CurriculumCommandsDep,
+                      submissions: SubmissionsDep) -> Settling:
+    created = curriculum.create_submission(p.actor, body.project_id, body.deliverables,
+                                           body.submit, body.note)
+    return answer_after(submissions, created.position,
+                        lambda: _visible_submission(submissions, p, created.id),
+                        status.HTTP_201_CREATED)
 
 
 @router.get("/submissions/", response_model=Page[SubmissionOut])
 def list_submissions(
-    request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages, position: Position,
+    request: Request, p: PrincipalDep, submissions: SubmissionsDep, pages: Pages,
+    position: Position,
     status_filter: Annotated[
         Literal["draft", "submitted", "under_review", "approved", "changes_requested"] | None,
         Query(alias="status")] = None,
     project_id: Annotated[str | None, Query(max_length=80)] = None,
     student_id: UUID | None = None,
 ) -> dict[str, Any]:
-    _wait(c, c.submissions, position)
+    _wait(submissions, position)
     trainer_id = trainer_scope(p.actor)
     if trainer_id is None and not oversees(p.role):
         student_id = p.id  # students see their own, whatever they ask for
-    count, rows = c.submissions.page(offset=pages.offset, limit=pages.page_size,
-                                     student_id=student_id, trainer_id=trainer_id,
-                                     status=status_filter, project=project_id)
+    count, rows = submissions.page(offset=pages.offset, limit=pages.page_size,
+                                   student_id=student_id, trainer_id=trainer_id,
+                                   status=status_filter, project=project_id)
     return paginate(request, pages, count, [_submission(r) for r in rows])
 
 
 @router.get("/submissions/{submission_id}/", response_model=SubmissionOut)
-def get_submission(submission_id: UUID, p: PrincipalDep, c: ContainerDep,
+def get_submission(submission_id: UUID, p: PrincipalDep, submissions: SubmissionsDep,
                    position: Position) -> SubmissionOut:
-    _wait(c, c.submissions, position)
-    return _visible_submission(c, p, submission_id)
+    _wait(submissions, position)
+    return _visible_submission(submissions, p, submission_id)
 
 
 @router.put("/submissions/{submission_id}/", response_model=SubmissionOut)
 def update_submission(submission_id: UUID, body: SubmissionUpdateIn, p: PrincipalDep,
-                      c: ContainerDep) -> Settling:
-    position = c.curriculum.update_submission(p.actor, submission_id, body.deliverables,
-                                              body.submit, body.note)
-    return answer_after(c.submissions, position,
-                  lambda: _visible_submission(c, p, submission_id))
+                      curriculum: CurriculumCommandsDep, submissions: SubmissionsDep
+                      ) -> Settling:
+    position = curriculum.update_submission(p.actor, submission_id, body.deliverables,
+                                            body.submit, body.note)
+    return answer_after(submissions, position,
+                        lambda: _visible_submission(submissions, p, submission_id))
 
 
 @router.post("/submissions/{submission_id}/deliverables/{key}/file/",
              response_model=SubmissionOut)
-def upload_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: ContainerDep,
+def upload_file(submission_id: UUID, key: KeyPath, p: PrincipalDep,
+                curriculum: CurriculumCommandsDep, submissions: SubmissionsDep,
                 file: Annotated[UploadFile, File()]) -> Settling:
     chunks = iter(lambda: file.file.read(64 * 1024), b"")
-    position = c.curriculum.attach_file(p.actor, submission_id, key, file.filename or "",
-                                        chunks)
-    return answer_after(c.submissions, position,
-                  lambda: _visible_submission(c, p, submission_id))
+    position = curriculum.attach_file(p.actor, submission_id, key, file.filename or "",
+                                      chunks)
+    return answer_after(submissions, position,
+                        lambda: _visible_submission(submissions, p, submission_id))
 
 
 @router.get("/submissions/{submission_id}/deliverables/{key}/file/",
             response_class=FileResponse)
-def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: ContainerDep,
+def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep,
+                  submissions: SubmissionsDep, files: FileStoreDep,
                   position: Position) -> FileResponse:
-    _wait(c, c.submissions, position)
-    submission = _visible_submission(c, p, submission_id, with_history=False)
+    _wait(submissions, position)
+    submission = _visible_submission(submissions, p, submission_id, with_history=False)
     entry = submission.deliverables.get(key)
-    path = c.files.path(entry["sha256"]) if entry and entry.get("type") == "FILE" else None
+    path = files.path(entry["sha256"]) if entry and entry.get("type") == "FILE" else None
     if path is None:
         raise NotFound("No file for that deliverable")
     return FileResponse(path, media_type=entry["content_type"] if entry else None,
@@ -365,24 +386,25 @@ def download_file(submission_id: UUID, key: KeyPath, p: PrincipalDep, c: Contain
 
 
 @router.post("/submissions/{submission_id}/review/", response_model=SubmissionOut)
-def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep, c: ContainerDep) -> Settling:
+def review(submission_id: UUID, body: ReviewIn, p: PrincipalDep,
+           curriculum: CurriculumCommandsDep, submissions: SubmissionsDep) -> Settling:
     if not authors(p.role):
         raise Forbidden("Only trainers and administrators review", code="PERMISSION_DENIED")
-    position = c.curriculum.review(p.actor, submission_id, body.decision, body.feedback,
-                                   body.rubric)
-    return answer_after(c.submissions, position,
-                  lambda: _visible_submission(c, p, submission_id))
+    position = curriculum.review(p.actor, submission_id, body.decision, body.feedback,
+                                 body.rubric)
+    return answer_after(submissions, position,
+                        lambda: _visible_submission(submissions, p, submission_id))
 
 
 @router.get("/review-queue/", response_model=Page[SubmissionOut])
-def review_queue(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+def review_queue(request: Request, p: PrincipalDep, submissions: SubmissionsDep, pages: Pages,
                  position: Position) -> dict[str, Any]:
     """Waiting submissions, oldest first: a trainer's own students, or everyone's for staff."""
     if p.role not in REVIEW_QUEUE_READERS:
         raise Forbidden("Only trainers and administrators have a review queue",
                         code="PERMISSION_DENIED")
-    _wait(c, c.submissions, position)
-    count, rows = c.submissions.queue(
+    _wait(submissions, position)
+    count, rows = submissions.queue(
         trainer_id=trainer_scope(p.actor),
         offset=pages.offset, limit=pages.page_size)
     return paginate(request, pages, count, [_submission(r) for r in rows])

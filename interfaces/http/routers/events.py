@@ -14,9 +14,15 @@ from pydantic import BaseModel, Field
 
 from application.authorization import EVENT_READERS
 from interfaces.analytics import asyncapi_document
-from interfaces.http.dependencies import ContainerDep, Principal, require_roles
+from interfaces.http.dependencies import (
+    EventStreamDep,
+    PositionBoardDep,
+    Principal,
+    require_roles,
+)
 from interfaces.http.routing import Router
-from projections.base import LOG
+from projections.analytics import EventStream
+from projections.base import LOG, PositionBoard
 
 router = Router(prefix="/api/events", tags=["events"])
 
@@ -37,7 +43,8 @@ class EventsPageOut(BaseModel):
 @router.get("/", response_model=EventsPageOut,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def events(
-    request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100,
+    request: Request, p: Reader, stream: EventStreamDep, board: PositionBoardDep,
+    after: After = 0, limit: Limit = 100,
     types: Annotated[str | None, Query(max_length=2000, description=(
         "Comma-separated CloudEvents types, e.g. apranova.quiz.Published"))] = None,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
@@ -50,22 +57,21 @@ async def events(
     # Content negotiation on Accept, which every client sends anyway (not a parameter).
     if "text/event-stream" in request.headers.get("accept", ""):
         start = last_event_id if last_event_id is not None else after
-        return StreamingResponse(_tail(request, c, start, wanted, max_seconds),
+        return StreamingResponse(_tail(request, stream, board, start, wanted, max_seconds),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
-    page, last = await run_in_threadpool(c.stream.page, after, limit, wanted)
+    page, last = await run_in_threadpool(stream.page, after, limit, wanted)
     following = str(request.url.include_query_params(after=last)) if page else None
     return EventsPageOut(results=page, after=after, last=last, next=following)
 
 
-async def _tail(request: Request, c: Any, after: int, wanted: set[str] | None,
-                max_seconds: float) -> AsyncIterator[str]:
+async def _tail(request: Request, stream: EventStream, board: PositionBoard, after: int,
+                wanted: set[str] | None, max_seconds: float) -> AsyncIterator[str]:
     deadline = time.monotonic() + max_seconds
     quiet_since = time.monotonic()
-    board = c.users.board
     while time.monotonic() < deadline and not await request.is_disconnected():
         seen = board.heard(LOG)  # before reading, so an append meanwhile is not missed
-        page, last = await run_in_threadpool(c.stream.page, after, 200, wanted)
+        page, last = await run_in_threadpool(stream.page, after, 200, wanted)
         for event in page:
             yield (f"id: {event['sequence']}\nevent: {event['type']}\n"
                    f"data: {json.dumps(event, separators=(',', ':'))}\n\n")
@@ -87,10 +93,10 @@ def asyncapi(request: Request) -> dict[str, Any]:
 
 
 @router.get("/xapi/")
-def xapi(request: Request, p: Reader, c: ContainerDep, after: After = 0, limit: Limit = 100
-         ) -> dict[str, Any]:
+def xapi(request: Request, p: Reader, stream: EventStreamDep, after: After = 0,
+         limit: Limit = 100) -> dict[str, Any]:
     """Quiz attempts and grades as xAPI statements (statement id = event id)."""
     home = str(request.base_url).rstrip("/")
-    statements, last = c.stream.xapi(after, limit, home)
+    statements, last = stream.xapi(after, limit, home)
     more = str(request.url.include_query_params(after=last)) if statements else ""
     return {"statements": statements, "more": more}

@@ -10,7 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from infrastructure.github import github_signature_valid
-from interfaces.http.dependencies import ContainerDep, PrincipalDep
+from interfaces.http.dependencies import (
+    GitHubCommandsDep,
+    GitHubWebhookSecretDep,
+    PrincipalDep,
+    WebhookInboxDep,
+)
 from interfaces.http.errors import error_response
 from interfaces.http.routing import Router
 from interfaces.http.schemas import ErrorOut, ReceivedOut
@@ -27,18 +32,18 @@ class LinkedOut(BaseModel):
 
 
 @router.get("/api/users/github/connect/", response_model=ConnectOut)
-def connect(p: PrincipalDep, c: ContainerDep) -> ConnectOut:
+def connect(p: PrincipalDep, github: GitHubCommandsDep) -> ConnectOut:
     """Where to send the user to grant access. The frontend that receives GitHub's redirect
     calls the callback below with the student's own token: the `state` is single-use,
     bound to this account and session, and expires in ten minutes."""
-    return ConnectOut(authorize_url=c.github.authorize_url(p.actor, p.session_id))
+    return ConnectOut(authorize_url=github.authorize_url(p.actor, p.session_id))
 
 
 @router.get("/api/users/github/callback/", response_model=LinkedOut)
-def callback(p: PrincipalDep, c: ContainerDep, response: Response,
+def callback(p: PrincipalDep, github: GitHubCommandsDep, response: Response,
              code: Annotated[str, Query(min_length=1, max_length=200)],
              state: Annotated[str, Query(min_length=1, max_length=2000)]) -> LinkedOut:
-    login, position = c.github.complete_link(p.actor, p.session_id, state, code)
+    login, position = github.complete_link(p.actor, p.session_id, state, code)
     response.headers["X-Position"] = str(position)
     return LinkedOut(github_username=login)
 
@@ -46,13 +51,13 @@ def callback(p: PrincipalDep, c: ContainerDep, response: Response,
 @router.post("/api/github/webhook/", response_model=ReceivedOut,
              responses={401: {"model": ErrorOut, "description": "Bad signature"}})
 async def webhook(
-    request: Request, c: ContainerDep, response: Response,
+    request: Request, github: GitHubCommandsDep, webhooks: WebhookInboxDep,
+    secret: GitHubWebhookSecretDep, response: Response,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
     x_github_event: Annotated[str | None, Header(max_length=100)] = None,
     x_github_delivery: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReceivedOut | Response:
     """Pull-request events: signature checked on the raw body, deliveries deduplicated."""
-    secret = c.settings.github_webhook_secret
     if secret is None:
         return error_response(409, "GITHUB_NOT_CONFIGURED", "No webhook secret configured")
     body = await request.body()
@@ -70,9 +75,9 @@ async def webhook(
     def record() -> int:
         if event != "pull_request":
             return 0
-        return c.github.record_pull_request(delivery, action, payload)
+        return github.record_pull_request(delivery, action, payload)
 
-    position = await run_in_threadpool(c.webhooks.receive, "github", delivery, event, record)
+    position = await run_in_threadpool(webhooks.receive, "github", delivery, event, record)
     if position is None:
         return ReceivedOut(received=True, duplicate=True)
     # The position lets a reader of the submission see this delivery (0: nothing changed).

@@ -20,7 +20,13 @@ from prometheus_client import (
 )
 
 from infrastructure import messaging
-from interfaces.http.dependencies import ContainerDep
+from interfaces.http.dependencies import (
+    DatabasePoolDep,
+    EventStoreDep,
+    PolicyDispatcherDep,
+    ReadModelsDep,
+    RedisDep,
+)
 from interfaces.http.routing import Router
 from projections import stalls
 
@@ -76,18 +82,18 @@ async def _check(probe: Callable[[], Any]) -> tuple[str, Any]:
 
 
 @router.get("/readyz")
-async def readyz(c: ContainerDep) -> JSONResponse:
+async def readyz(pool: DatabasePoolDep, redis: RedisDep) -> JSONResponse:
     """Ready when PostgreSQL and Redis answer; `degraded` (still 200: reads and commands
     work, some read models lag) while a read model is stopped at an event. Answers within
     about a second, saying what is down."""
 
     def postgres() -> list[dict[str, Any]]:
-        with c.pool.connection(timeout=READY_CHECK_SECONDS) as conn:
+        with pool.connection(timeout=READY_CHECK_SECONDS) as conn:
             conn.execute("SELECT 1")
             return [{"model": s.model, "position": s.position, "topic": s.topic,
                      "error": s.error, "attempts": s.attempts} for s in stalls.current(conn)]
 
-    (pg, found), (rd, _) = await asyncio.gather(_check(postgres), _check(c.redis.ping))
+    (pg, found), (rd, _) = await asyncio.gather(_check(postgres), _check(redis.ping))
     checks = {"postgres": pg, "redis": rd}
     stalled: list[dict[str, Any]] = found or []
     if all(v == "ok" for v in checks.values()):
@@ -102,22 +108,23 @@ async def readyz(c: ContainerDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(c: ContainerDep) -> Response:
+def metrics(pool: DatabasePoolDep, models: ReadModelsDep, store: EventStoreDep,
+            dispatcher: PolicyDispatcherDep) -> Response:
     try:
-        with c.pool.connection(timeout=2) as conn:
-            for status in stalls.statuses(conn, c.named_views):
+        with pool.connection(timeout=2) as conn:
+            for status in stalls.statuses(conn, models):
                 MODEL_POSITION.labels(status.model).set(status.position)
                 MODEL_PENDING.labels(status.model).set(status.pending)
                 MODEL_STALLED.labels(status.model).set(1 if status.stall else 0)
-        LOG_HEAD.set(c.store.recorder.max_notification_id() or 0)
-        progress = messaging.progress(c.pool)
+        LOG_HEAD.set(store.recorder.max_notification_id() or 0)
+        progress = messaging.progress(pool)
         RELAY_POSITION.set(progress.relay_position)
         POLICY_PENDING.set(progress.pending)
         POLICY_FAILURES.set(progress.failed)
     except Exception:  # the process's own metrics still answer while the database is away
         pass
     with contextlib.suppress(Exception):
-        QUEUE_DEPTH.set(messaging.queue_depth(c.dispatcher))
+        QUEUE_DEPTH.set(messaging.queue_depth(dispatcher))
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

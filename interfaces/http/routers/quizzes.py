@@ -22,13 +22,21 @@ from domain.quizzes import (
     seen_by,
 )
 from domain.roles import Track, is_staff
-from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
-from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, read_position
+from interfaces.http.dependencies import (
+    AttemptsDep,
+    Principal,
+    PrincipalDep,
+    QuizCommandsDep,
+    QuizViewsDep,
+    StudentQuizzesDep,
+    UsersDep,
+    read_position,
+)
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Title
-from projections.quizzes import public_questions
+from projections.quizzes import AttemptsView, QuizzesView, StudentQuizzesView, public_questions
 
 router = Router(prefix="/api/quiz", tags=["quizzes"])
 
@@ -204,17 +212,19 @@ def _authors(p: Principal, row: dict[str, Any] | None) -> bool:
     return row is not None and authors_quiz(p.actor, row["owner_id"])
 
 
-def _authors_row(c: Container, p: Principal, quiz_id: UUID) -> dict[str, Any] | None:
+def _authors_row(quiz_views: QuizzesView, p: Principal, quiz_id: UUID
+                 ) -> dict[str, Any] | None:
     """The full quiz, for its owner and overseers only (no query for anyone else)."""
-    row = c.quiz_views.get(quiz_id) if may_author_quizzes(p.role) else None
+    row = quiz_views.get(quiz_id) if may_author_quizzes(p.role) else None
     return dict(row) if row is not None and _authors(p, row) else None
 
 
-def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQuizOut:
-    row = _authors_row(c, p, quiz_id)
+def _quiz_view(quiz_views: QuizzesView, student_quizzes: StudentQuizzesView, p: Principal,
+               quiz_id: UUID) -> QuizOut | StudentQuizOut:
+    row = _authors_row(quiz_views, p, quiz_id)
     if row is not None:
         return QuizOut(**row)
-    public = c.student_quizzes.get(quiz_id)
+    public = student_quizzes.get(quiz_id)
     if public is None:
         raise NotFound("Quiz not found")
     return StudentQuizOut(**{**public, "questions": seen_by(
@@ -225,9 +235,9 @@ def _quiz_view(c: Container, p: Principal, quiz_id: UUID) -> QuizOut | StudentQu
 
 @router.post("/quizzes/generate/", status_code=status.HTTP_202_ACCEPTED,
              response_model=AcceptedQuizOut)
-def generate(body: GenerateIn, p: PrincipalDep, c: ContainerDep,
+def generate(body: GenerateIn, p: PrincipalDep, quizzes: QuizCommandsDep,
              response: Response) -> AcceptedQuizOut:
-    created = c.quizzes.request(p.actor, body.title, body.prompt, body.generation_type,
+    created = quizzes.request(p.actor, body.title, body.prompt, body.generation_type,
                                 body.num_questions, body.track.value if body.track else None)
     response.headers["X-Position"] = str(created.position)
     response.headers["Location"] = f"/api/quiz/quizzes/{created.id}/"
@@ -235,15 +245,16 @@ def generate(body: GenerateIn, p: PrincipalDep, c: ContainerDep,
 
 
 @router.get("/quizzes/", response_model=Page[QuizSummaryOut])
-def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
+def list_quizzes(request: Request, p: PrincipalDep, quiz_views: QuizViewsDep,
+                 student_quizzes: StudentQuizzesDep, users: UsersDep, pages: Pages,
                  position: Position,
                  status_filter: Annotated[Literal["generating", "draft", "failed", "published",
                                                   "archived"] | None,
                                           Query(alias="status")] = None) -> dict[str, Any]:
     """Authors see their own quizzes (overseers all); others the published ones."""
     if may_author_quizzes(p.role):
-        c.quiz_views.catch_up(position)
-        count, rows = c.quiz_views.page(
+        quiz_views.catch_up(position)
+        count, rows = quiz_views.page(
             offset=pages.offset, limit=pages.page_size, status=status_filter,
             owner_id=trainer_scope(p.actor))
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
@@ -251,10 +262,10 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
                                   settings=r["settings"], published_at=r["published_at"])
                    for r in rows]
     else:
-        for model in (c.student_quizzes, c.users):  # the list follows the student's track
+        for model in (student_quizzes, users):  # the list follows the student's track
             model.catch_up(position)
-        count, rows = c.student_quizzes.page(offset=pages.offset, limit=pages.page_size,
-                                             student_id=p.id)
+        count, rows = student_quizzes.page(offset=pages.offset, limit=pages.page_size,
+                                           student_id=p.id)
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
                                   status="published", question_count=r["question_count"],
                                   settings=r["settings"], published_at=r["published_at"])
@@ -263,48 +274,51 @@ def list_quizzes(request: Request, p: PrincipalDep, c: ContainerDep, pages: Page
 
 
 @router.get("/quizzes/{quiz_id}/", response_model=QuizOut | StudentQuizOut)
-def get_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+def get_quiz(quiz_id: UUID, p: PrincipalDep, quiz_views: QuizViewsDep,
+             student_quizzes: StudentQuizzesDep, position: Position
              ) -> QuizOut | StudentQuizOut:
-    c.quiz_views.catch_up(position)
-    c.student_quizzes.catch_up(position)
-    return _quiz_view(c, p, quiz_id)
+    quiz_views.catch_up(position)
+    student_quizzes.catch_up(position)
+    return _quiz_view(quiz_views, student_quizzes, p, quiz_id)
 
 
-def _authored_quiz(c: Container, p: Principal, quiz_id: UUID) -> QuizOut:
-    row = _authors_row(c, p, quiz_id)
+def _authored_quiz(quiz_views: QuizzesView, p: Principal, quiz_id: UUID) -> QuizOut:
+    row = _authors_row(quiz_views, p, quiz_id)
     if row is None:
         raise NotFound("Quiz not found")
     return QuizOut(**row)
 
 
 @router.put("/quizzes/{quiz_id}/", response_model=QuizOut)
-def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, c: ContainerDep) -> Settling:
-    position = c.quizzes.edit(
+def edit_quiz(quiz_id: UUID, body: EditIn, p: PrincipalDep, quizzes: QuizCommandsDep,
+              quiz_views: QuizViewsDep) -> Settling:
+    position = quizzes.edit(
         p.actor, quiz_id, body.title,
         [q.model_dump() for q in body.questions] if body.questions is not None else None,
         body.settings.model_dump(mode="json", exclude_unset=True) if body.settings else None,
         body.reason)
-    return answer_after(c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+    return answer_after(quiz_views, position, lambda: _authored_quiz(quiz_views, p, quiz_id))
 
 
 @router.post("/quizzes/{quiz_id}/publish/", response_model=QuizOut)
-def publish(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
-    position = c.quizzes.publish(p.actor, quiz_id)
-    return answer_after(c.quiz_views, position, lambda: _authored_quiz(c, p, quiz_id))
+def publish(quiz_id: UUID, p: PrincipalDep, quizzes: QuizCommandsDep,
+            quiz_views: QuizViewsDep) -> Settling:
+    position = quizzes.publish(p.actor, quiz_id)
+    return answer_after(quiz_views, position, lambda: _authored_quiz(quiz_views, p, quiz_id))
 
 
 @router.delete("/quizzes/{quiz_id}/", status_code=status.HTTP_204_NO_CONTENT)
-def delete_quiz(quiz_id: UUID, p: PrincipalDep, c: ContainerDep,
+def delete_quiz(quiz_id: UUID, p: PrincipalDep, quizzes: QuizCommandsDep,
                 reason: Annotated[str, Query(max_length=500)] = "") -> Response:
-    position = c.quizzes.archive(p.actor, quiz_id, reason)
+    position = quizzes.archive(p.actor, quiz_id, reason)
     return Response(status_code=204, headers={"X-Position": str(position)})
 
 
 @router.get("/quizzes/{quiz_id}/statistics/", response_model=StatisticsOut)
-def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
+def statistics(quiz_id: UUID, p: PrincipalDep, attempts: AttemptsDep, position: Position
                ) -> StatisticsOut:
-    c.attempts.catch_up(position)
-    s = c.attempts.statistics(quiz_id) if may_author_quizzes(p.role) else None
+    attempts.catch_up(position)
+    s = attempts.statistics(quiz_id) if may_author_quizzes(p.role) else None
     if s is None or not _authors(p, s):
         raise NotFound("Quiz not found")
     by_id = {r["question_id"]: r for r in s["per_question"]}
@@ -323,10 +337,10 @@ def statistics(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Positi
 
 
 @router.post("/quizzes/{quiz_id}/regrade/", response_model=RegradeOut)
-def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep,
+def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, quizzes: QuizCommandsDep,
             response: Response) -> RegradeOut:
-    changes, position = c.quizzes.regrade(p.actor, quiz_id, body.dry_run,
-                                          body.reason or "question corrected")
+    changes, position = quizzes.regrade(p.actor, quiz_id, body.dry_run,
+                                        body.reason or "question corrected")
     response.headers["X-Position"] = str(position)
     return RegradeOut(dry_run=body.dry_run,
                       changes=[RegradeChangeOut(**vars(ch)) for ch in changes])
@@ -334,10 +348,10 @@ def regrade(quiz_id: UUID, body: RegradeIn, p: PrincipalDep, c: ContainerDep,
 
 # -- attempts --------------------------------------------------------------------------------
 
-def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
+def _attempt_view(attempts: AttemptsView, p: Principal, attempt_id: UUID,
                   row: dict[str, Any] | None = None) -> AttemptOut:
     """`row`, when given, from `attempts.with_quiz`."""
-    row = row or c.attempts.with_quiz(attempt_id)
+    row = row or attempts.with_quiz(attempt_id)
     if row is None or row["student_id"] != p.id:
         raise NotFound("Attempt not found")
     if row["quiz_questions"] is None:
@@ -375,12 +389,13 @@ def _attempt_view(c: Container, p: Principal, attempt_id: UUID,
 
 @router.post("/quizzes/{quiz_id}/start/", status_code=status.HTTP_201_CREATED,
              response_model=AttemptOut)
-def start(quiz_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
-    started = c.quizzes.start(p.actor, quiz_id)
+def start(quiz_id: UUID, p: PrincipalDep, quizzes: QuizCommandsDep,
+          attempts: AttemptsDep) -> Settling:
+    started = quizzes.start(p.actor, quiz_id)
     # 200 when the attempt already in progress is returned instead of a new one.
     code = status.HTTP_200_OK if started.resumed else status.HTTP_201_CREATED
-    return answer_after(c.attempts, started.position, lambda: _attempt_view(c, p, started.id),
-                  code)
+    return answer_after(attempts, started.position,
+                        lambda: _attempt_view(attempts, p, started.id), code)
 
 
 class SavedAnswerOut(BaseModel):
@@ -391,43 +406,45 @@ class SavedAnswerOut(BaseModel):
 
 
 @router.post("/attempts/{attempt_id}/answer/", response_model=SavedAnswerOut)
-def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, c: ContainerDep,
+def answer(attempt_id: UUID, body: AnswerIn, p: PrincipalDep, quizzes: QuizCommandsDep,
            response: Response) -> SavedAnswerOut:
-    position = c.quizzes.answer(p.actor, attempt_id, body.question_id, body.option_ids)
+    position = quizzes.answer(p.actor, attempt_id, body.question_id, body.option_ids)
     response.headers["X-Position"] = str(position)
     return SavedAnswerOut(attempt_id=attempt_id, question_id=body.question_id,
                           option_ids=sorted(set(body.option_ids)), saved=True)
 
 
 @router.post("/attempts/{attempt_id}/submit/", response_model=AttemptOut)
-def submit(attempt_id: UUID, p: PrincipalDep, c: ContainerDep) -> Settling:
-    position = c.quizzes.submit(p.actor, attempt_id)
-    return answer_after(c.attempts, position, lambda: _attempt_view(c, p, attempt_id))
+def submit(attempt_id: UUID, p: PrincipalDep, quizzes: QuizCommandsDep,
+           attempts: AttemptsDep) -> Settling:
+    position = quizzes.submit(p.actor, attempt_id)
+    return answer_after(attempts, position, lambda: _attempt_view(attempts, p, attempt_id))
 
 
 @router.get("/attempts/{attempt_id}/", response_model=AttemptOut)
-def get_attempt(attempt_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
-                ) -> Settling:
+def get_attempt(attempt_id: UUID, p: PrincipalDep, quizzes: QuizCommandsDep,
+                attempts: AttemptsDep, position: Position) -> Settling:
     # An attempt whose time ran out is submitted now, with what was saved.
-    row = c.attempts.with_quiz(attempt_id)
+    row = attempts.with_quiz(attempt_id)
     seen = (row["status"], row["deadline"]) if row else None
-    settled = c.quizzes.settle(p.actor, attempt_id, seen)
+    settled = quizzes.settle(p.actor, attempt_id, seen)
     wait = max(settled, position or 0)
     # With nothing to wait for, the row just read is the answer.
-    return answer_after(c.attempts, wait,
-                  lambda: _attempt_view(c, p, attempt_id, None if wait else row))
+    return answer_after(attempts, wait,
+                        lambda: _attempt_view(attempts, p, attempt_id, None if wait else row))
 
 
 @router.get("/attempts/", response_model=Page[dict[str, Any]])
-def list_attempts(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pages,
-                  position: Position, quiz_id: UUID | None = None) -> dict[str, Any]:
+def list_attempts(request: Request, p: PrincipalDep, attempts: AttemptsDep,
+                  quiz_views: QuizViewsDep, pages: Pages, position: Position,
+                  quiz_id: UUID | None = None) -> dict[str, Any]:
     """Your attempts; the owner of a quiz (or an overseer) may list all its attempts."""
-    c.attempts.catch_up(position)
+    attempts.catch_up(position)
     student_id: UUID | None = p.id
-    if quiz_id is not None and _authors_row(c, p, quiz_id) is not None:
+    if quiz_id is not None and _authors_row(quiz_views, p, quiz_id) is not None:
         student_id = None
-    count, rows = c.attempts.page(offset=pages.offset, limit=pages.page_size,
-                                  student_id=student_id, quiz_id=quiz_id)
+    count, rows = attempts.page(offset=pages.offset, limit=pages.page_size,
+                                student_id=student_id, quiz_id=quiz_id)
     fields = ("id", "quiz_id", "student_id", "number", "status", "started_at", "deadline",
               "submitted_at", "automatic")
     results = []
@@ -440,15 +457,17 @@ def list_attempts(request: Request, p: PrincipalDep, c: ContainerDep, pages: Pag
 
 
 @router.get("/quizzes/{quiz_id}/grade/", response_model=GradeOut)
-def my_grade(quiz_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> GradeOut:
+def my_grade(quiz_id: UUID, p: PrincipalDep, attempts: AttemptsDep,
+             student_quizzes: StudentQuizzesDep, quiz_views: QuizViewsDep, position: Position
+             ) -> GradeOut:
     """Your grade for a quiz across attempts, by the quiz's grading method."""
-    c.attempts.catch_up(position)
-    quiz = c.student_quizzes.get(quiz_id) or (
-        c.quiz_views.get(quiz_id) if is_staff(p.role) else None)
+    attempts.catch_up(position)
+    quiz = student_quizzes.get(quiz_id) or (
+        quiz_views.get(quiz_id) if is_staff(p.role) else None)
     if quiz is None:
         raise NotFound("Quiz not found")
     method = GradingMethod(quiz["settings"].get("grading_method", "highest"))
-    done = [a for a in c.attempts.of_student(quiz_id, p.id) if a["status"] == SUBMITTED]
+    done = [a for a in attempts.of_student(quiz_id, p.id) if a["status"] == SUBMITTED]
     return GradeOut(
         quiz_id=quiz_id, grading_method=method.value,
         attempts=[{"id": a["id"], "number": a["number"], "percent": a["percent"]}

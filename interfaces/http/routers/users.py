@@ -12,18 +12,20 @@ from application.accounts import UserChanges
 from application.authorization import ADMINISTRATORS, OVERSEERS, may_see_learner
 from domain.errors import NotFound
 from domain.roles import Role, Track
-from infrastructure.bootstrap import Container
 from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import (
-    ContainerDep,
+    AccountCommandsDep,
     Principal,
     PrincipalDep,
+    TrainerCapacityDep,
+    UsersDep,
     read_position,
     require_roles,
 )
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Email, Name, NewPassword, Reason, UserOut
+from projections.users import UsersView
 
 router = Router(prefix="/api/users", tags=["users"])
 
@@ -66,9 +68,9 @@ class TrainerOut(BaseModel):
     available: int
 
 
-def _user(c: Container, user_id: UUID, position: int | None) -> UserOut:
-    c.users.catch_up(position)
-    row = c.users.get(user_id)
+def _user(users: UsersView, user_id: UUID, position: int | None) -> UserOut:
+    users.catch_up(position)
+    row = users.get(user_id)
     if row is None:
         raise NotFound("User not found")
     return UserOut.from_row(row)
@@ -79,28 +81,29 @@ def _set_position(response: Response, position: int) -> None:
     response.headers["X-Position"] = str(position)
 
 
-def _user_after(c: Container, user_id: UUID, position: int, status_code: int = 200) -> Settling:
-    return answer_after(c.users, position, lambda: _user(c, user_id, None), status_code)
+def _user_after(users: UsersView, user_id: UUID, position: int, status_code: int = 200
+                ) -> Settling:
+    return answer_after(users, position, lambda: _user(users, user_id, None), status_code)
 
 
 @router.get("/profile/", response_model=UserOut)
-def get_profile(p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut:
-    return _user(c, p.id, position)
+def get_profile(p: PrincipalDep, users: UsersDep, position: Position) -> UserOut:
+    return _user(users, p.id, position)
 
 
 @router.put("/profile/", response_model=UserOut)
-def update_profile(body: ProfileIn, p: PrincipalDep, c: ContainerDep) -> Settling:
-    return _user_after(c, p.id, c.accounts.update_profile(p.actor, body.name))
+def update_profile(body: ProfileIn, p: PrincipalDep, accounts: AccountCommandsDep,
+                   users: UsersDep) -> Settling:
+    return _user_after(users, p.id, accounts.update_profile(p.actor, body.name))
 
 
 @router.get("/trainers/", response_model=Page[TrainerOut])
 def trainers(
-    request: Request, p: PrincipalDep, c: ContainerDep, position: Position,
-    pages: Annotated[PageParams, Depends(page_params)],
+    request: Request, p: PrincipalDep, users: UsersDep, capacity: TrainerCapacityDep,
+    position: Position, pages: Annotated[PageParams, Depends(page_params)],
 ) -> dict[str, Any]:
-    c.users.catch_up(position)
-    count, rows = c.users.active_trainers(offset=pages.offset, limit=pages.page_size)
-    capacity = c.settings.trainer_capacity
+    users.catch_up(position)
+    count, rows = users.active_trainers(offset=pages.offset, limit=pages.page_size)
     results = [
         TrainerOut(id=r["id"], name=r["name"], email=r["email"], student_count=r["student_count"],
                    capacity=capacity, available=max(capacity - r["student_count"], 0))
@@ -110,36 +113,38 @@ def trainers(
 
 
 @router.post("/assign-trainer/", response_model=UserOut)
-def assign_trainer(body: AssignTrainerIn, p: Staff, c: ContainerDep) -> Settling:
-    position = c.accounts.assign_trainer(p.actor, body.student_id, body.trainer_id)
-    return _user_after(c, body.student_id, position)
+def assign_trainer(body: AssignTrainerIn, p: Staff, accounts: AccountCommandsDep,
+                   users: UsersDep) -> Settling:
+    position = accounts.assign_trainer(p.actor, body.student_id, body.trainer_id)
+    return _user_after(users, body.student_id, position)
 
 
 @router.get("/", response_model=Page[UserOut])
 def list_users(
-    request: Request, p: Overseer, c: ContainerDep, position: Position,
+    request: Request, p: Overseer, users: UsersDep, position: Position,
     pages: Annotated[PageParams, Depends(page_params)],
     role: Role | None = None,
     is_active: bool | None = None,
     search: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, Any]:
-    c.users.catch_up(position)
-    count, rows = c.users.page(offset=pages.offset, limit=pages.page_size,
-                               role=role.value if role else None, active=is_active,
-                               search=search)
+    users.catch_up(position)
+    count, rows = users.page(offset=pages.offset, limit=pages.page_size,
+                             role=role.value if role else None, active=is_active,
+                             search=search)
     return paginate(request, pages, count, [UserOut.from_row(r) for r in rows])
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: CreateUserIn, p: Staff, c: ContainerDep) -> Settling:
-    result = c.accounts.create_account(p.actor, body.email, body.name, body.password, body.role,
-                                       body.track)
-    return _user_after(c, result.account_id, result.position, status.HTTP_201_CREATED)
+def create_user(body: CreateUserIn, p: Staff, accounts: AccountCommandsDep,
+                users: UsersDep) -> Settling:
+    result = accounts.create_account(p.actor, body.email, body.name, body.password, body.role,
+                                     body.track)
+    return _user_after(users, result.account_id, result.position, status.HTTP_201_CREATED)
 
 
 @router.get("/{user_id}/", response_model=UserOut)
-def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position) -> UserOut:
-    user = _user(c, user_id, position)
+def get_user(user_id: UUID, p: PrincipalDep, users: UsersDep, position: Position) -> UserOut:
+    user = _user(users, user_id, position)
     if not may_see_learner(p.actor, user.id, user.trainer_id):
         # Not 403: other people's ids are not confirmed to exist.
         raise NotFound("User not found")
@@ -148,19 +153,19 @@ def get_user(user_id: UUID, p: PrincipalDep, c: ContainerDep, position: Position
 
 @router.put("/{user_id}/", response_model=UserOut)
 def update_user(
-    user_id: UUID, body: UpdateUserIn, p: Staff, c: ContainerDep
+    user_id: UUID, body: UpdateUserIn, p: Staff, accounts: AccountCommandsDep, users: UsersDep,
 ) -> Settling:
     changes = UserChanges(name=body.name, role=body.role, track=body.track,
                           is_active=body.is_active, reason=body.reason)
-    return _user_after(c, user_id, c.accounts.update_user(p.actor, user_id, changes))
+    return _user_after(users, user_id, accounts.update_user(p.actor, user_id, changes))
 
 
 @router.delete("/{user_id}/", status_code=status.HTTP_204_NO_CONTENT)
 def delete_user(
-    user_id: UUID, p: PrincipalDep, c: ContainerDep,
+    user_id: UUID, p: PrincipalDep, accounts: AccountCommandsDep,
     reason: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
-    position = c.accounts.deactivate(p.actor, user_id, reason)
+    position = accounts.deactivate(p.actor, user_id, reason)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _set_position(response, position)
     return response

@@ -16,10 +16,16 @@ from pydantic import BaseModel
 
 from application.authorization import ADMINISTRATORS, OVERSEERS
 from domain.errors import Conflict, NotFound
-from infrastructure.bootstrap import Container
-from interfaces.http.dependencies import ContainerDep, Principal, PrincipalDep, require_roles
+from interfaces.http.dependencies import (
+    Principal,
+    PrincipalDep,
+    WorkspaceCommandsDep,
+    WorkspaceViewsDep,
+    require_roles,
+)
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
+from projections.workspaces import WorkspacesView
 
 router = Router(tags=["workspaces"])
 
@@ -50,9 +56,10 @@ class UrlOut(BaseModel):
     password: str
 
 
-def _row(c: Container, student_id: UUID, position: int = 0) -> dict[str, Any]:
-    c.workspace_views.catch_up(position)
-    row = c.workspace_views.of_student(student_id)
+def _row(workspace_views: WorkspacesView, student_id: UUID, position: int = 0
+         ) -> dict[str, Any]:
+    workspace_views.catch_up(position)
+    row = workspace_views.of_student(student_id)
     if row is None:
         raise NotFound("No workspace yet; launch one first")
     return dict(row)
@@ -67,10 +74,11 @@ def _out(response: Response, row: dict[str, Any], code: int = 200,
 
 @router.post("/api/users/workspace/create/", status_code=status.HTTP_202_ACCEPTED,
              response_model=WorkspaceOut)
-def create(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
+def create(p: PrincipalDep, workspaces: WorkspaceCommandsDep,
+           workspace_views: WorkspaceViewsDep, response: Response) -> WorkspaceOut:
     """Launch (or return) your workspace; provisioning happens in the background."""
-    position, requested = c.workspaces.launch(p.actor)
-    row = _row(c, p.id, position)
+    position, requested = workspaces.launch(p.actor)
+    row = _row(workspace_views, p.id, position)
     if requested:
         # What this command did; provisioning may already be further along (see progress).
         return _out(response, {**row, "state": "requested", "reason": None, "detail": None},
@@ -79,30 +87,33 @@ def create(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut
 
 
 @router.get("/api/users/workspace/status/", response_model=WorkspaceOut)
-def workspace_status(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
-    row = _row(c, p.id)
+def workspace_status(p: PrincipalDep, workspaces: WorkspaceCommandsDep,
+                     workspace_views: WorkspaceViewsDep, response: Response) -> WorkspaceOut:
+    row = _row(workspace_views, p.id)
     if row["state"] == "running":
-        c.workspaces.seen(p.id)
+        workspaces.seen(p.id)
     return _out(response, row)
 
 
 @router.get("/api/users/workspace/url/", response_model=UrlOut)
-def url(p: PrincipalDep, c: ContainerDep) -> UrlOut:
-    row = _row(c, p.id)
+def url(p: PrincipalDep, workspaces: WorkspaceCommandsDep,
+        workspace_views: WorkspaceViewsDep) -> UrlOut:
+    row = _row(workspace_views, p.id)
     if row["state"] != "running" or not row["host_port"]:
         raise Conflict("The workspace is not running", code="WORKSPACE_NOT_RUNNING",
                        state=row["state"])
-    c.workspaces.seen(p.id)
+    workspaces.seen(p.id)
     return UrlOut(url=f"http://127.0.0.1:{row['host_port']}/",
-                  password=c.workspaces.passwords.password_for(p.id))
+                  password=workspaces.passwords.password_for(p.id))
 
 
 @router.delete("/api/users/workspace/stop/", status_code=status.HTTP_202_ACCEPTED,
                response_model=WorkspaceOut)
-def stop(p: PrincipalDep, c: ContainerDep, response: Response) -> WorkspaceOut:
-    _row(c, p.id)
-    position = c.workspaces.stop(p.actor, p.id, "user")
-    return _out(response, _row(c, p.id, position), 202, position)
+def stop(p: PrincipalDep, workspaces: WorkspaceCommandsDep,
+         workspace_views: WorkspaceViewsDep, response: Response) -> WorkspaceOut:
+    _row(workspace_views, p.id)
+    position = workspaces.stop(p.actor, p.id, "user")
+    return _out(response, _row(workspace_views, p.id, position), 202, position)
 
 
 POLL_SECONDS = 0.2  # only while this process does not hear the models' positions
@@ -110,21 +121,20 @@ POLL_SECONDS = 0.2  # only while this process does not hear the models' position
 
 @router.get("/api/users/workspace/progress/",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def progress(request: Request, p: PrincipalDep, c: ContainerDep,
+async def progress(request: Request, p: PrincipalDep, workspace_views: WorkspaceViewsDep,
                    timeout: Annotated[float, Query(gt=0, le=600)] = 180) -> StreamingResponse:
     """Server-sent events: each state change (requested → provisioning → running, or
     failed with the reason), until a final state or the timeout."""
-    await run_in_threadpool(_row, c, p.id)
-    return StreamingResponse(_states(request, c, p.id, timeout),
+    await run_in_threadpool(_row, workspace_views, p.id)
+    return StreamingResponse(_states(request, workspace_views, p.id, timeout),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
 
 
-async def _states(request: Request, c: Container, student_id: UUID, timeout: float
+async def _states(request: Request, view: WorkspacesView, student_id: UUID, timeout: float
                   ) -> AsyncIterator[str]:
     deadline = time.monotonic() + timeout
     last: tuple[str, int] | None = None
-    view = c.workspace_views
     while time.monotonic() < deadline and not await request.is_disconnected():
         seen = view.board.heard(view.position_key)  # before reading: a change is not missed
         row = await run_in_threadpool(view.of_student, student_id)
@@ -141,11 +151,11 @@ async def _states(request: Request, c: Container, student_id: UUID, timeout: flo
 
 
 @router.get("/api/workspaces/", response_model=Page[WorkspaceOut])
-def all_workspaces(request: Request, p: Overseer, c: ContainerDep,
+def all_workspaces(request: Request, p: Overseer, workspace_views: WorkspaceViewsDep,
                    pages: Annotated[PageParams, Depends(page_params)],
                    state: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
-    count, rows = c.workspace_views.page(offset=pages.offset, limit=pages.page_size,
-                                         state=state)
+    count, rows = workspace_views.page(offset=pages.offset, limit=pages.page_size,
+                                       state=state)
     return paginate(request, pages, count, [
         WorkspaceOut(**{k: v for k, v in dict(r).items() if k in WorkspaceOut.model_fields})
         for r in rows])
@@ -153,8 +163,8 @@ def all_workspaces(request: Request, p: Overseer, c: ContainerDep,
 
 @router.post("/api/workspaces/{student_id}/stop/", status_code=status.HTTP_202_ACCEPTED,
              response_model=WorkspaceOut)
-def admin_stop(student_id: UUID, p: Staff, c: ContainerDep,
-               response: Response) -> WorkspaceOut:
-    _row(c, student_id)
-    position = c.workspaces.stop(p.actor, student_id, "admin")
-    return _out(response, _row(c, student_id, position), 202, position)
+def admin_stop(student_id: UUID, p: Staff, workspaces: WorkspaceCommandsDep,
+               workspace_views: WorkspaceViewsDep, response: Response) -> WorkspaceOut:
+    _row(workspace_views, student_id)
+    position = workspaces.stop(p.actor, student_id, "admin")
+    return _out(response, _row(workspace_views, student_id, position), 202, position)
