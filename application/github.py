@@ -109,8 +109,18 @@ class GitHubCommands:
     def record_pull_request(self, delivery_id: str, action: str, payload: dict[str, Any]
                             ) -> int:
         """Note a pull request on the matching submission; unknown repositories are ignored."""
-        pull = payload.get("pull_request") or {}
-        full_name = str((payload.get("repository") or {}).get("full_name") or "")
+        repository, pull = payload.get("repository"), payload.get("pull_request") or {}
+        head = pull.get("head") or {} if isinstance(pull, dict) else None
+        # A signed delivery of another shape than GitHub's is unusable, like one of an
+        # unknown repository: ignored, not an error.
+        if not (isinstance(repository, dict) and isinstance(pull, dict)
+                and isinstance(head, dict)):
+            return 0
+        raw_number = pull.get("number")
+        number = int(raw_number) if isinstance(raw_number, int) or (
+            isinstance(raw_number, str) and raw_number.isascii() and raw_number.isdigit()
+            and len(raw_number) < 19) else 0
+        full_name = str(repository.get("full_name") or "")
         if action not in PR_ACTIONS or not full_name:
             return 0
         kind = "merged" if action == "closed" and pull.get("merged") else PR_ACTIONS[action]
@@ -128,9 +138,8 @@ class GitHubCommands:
                     curriculum_version=progress.version_of(repo.project),
                     actor_id=repo.student_id)
             if not submission.record_pull_request(
-                    delivery_id, int(pull.get("number") or 0), kind,
-                    str(pull.get("html_url") or ""), str((pull.get("head") or {}).get("sha")
-                                                          or "")):
+                    delivery_id, number, kind, str(pull.get("html_url") or ""),
+                    str(head.get("sha") or "")):
                 return 0
             touched: list[Any] = [submission]
             curriculum = self.store.load(Curriculum, Curriculum.ID, "Curriculum")
