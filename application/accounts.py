@@ -151,14 +151,18 @@ class AccountCommands:
             old_role = account.role
             if changes.is_active is True:
                 account.reactivate(actor_id=actor.id, reason=reason)
-            touched = self._change_role_and_track(actor, account, changes, reason)
+            # One Student instance for every step: a second copy would commit its
+            # versions twice and conflict on every retry.
+            student = self.store.find(Student, Student.id_for(account.id))
+            student, touched = self._change_role_and_track(actor, account, student, changes,
+                                                           reason)
             if changes.name is not None:
                 account.update_profile(name=changes.name, actor_id=actor.id)
             if changes.is_active is False:
-                touched += self._deactivate(actor, account, reason)
+                touched += self._deactivate(actor, account, student, reason)
             revoke = account.role != old_role or not account.active
             guard = self._superadmin_removal(actor, old_role, account)
-            return self.store.commit(account, *touched, guard), revoke
+            return self.store.commit(account, student, *touched, guard), revoke
 
         position, revoke = retry_on_conflict(command)
         if revoke:
@@ -167,10 +171,10 @@ class AccountCommands:
         return position
 
     def _change_role_and_track(
-        self, actor: Actor, account: Account, changes: UserChanges, reason: str
-    ) -> list[Student | TrainerCapacity]:
-        touched: list[Student | TrainerCapacity] = []
-        student = self.store.find(Student, Student.id_for(account.id))
+        self, actor: Actor, account: Account, student: Student | None, changes: UserChanges,
+        reason: str
+    ) -> tuple[Student | None, list[TrainerCapacity]]:
+        touched: list[TrainerCapacity] = []
         new_role = changes.role if changes.role is not None else account.role
         if new_role != account.role:
             check_role_grant(actor_id=actor.id, actor_role=actor.role, target_id=account.id,
@@ -192,9 +196,7 @@ class AccountCommands:
             if student is None or account.role is not Role.STUDENT:
                 raise Invalid("Only students have a track", code="NOT_A_STUDENT")
             student.change_track(changes.track, actor_id=actor.id, reason=reason)
-        if student is not None:
-            touched.append(student)
-        return touched
+        return student, touched
 
     def deactivate(self, actor: Actor, target_id: UUID, reason: str) -> int:
         """Deactivation is the API's "delete": the history stays, the person can't log in."""
@@ -207,9 +209,11 @@ class AccountCommands:
             account = self.store.load(Account, target_id, "User")
             require_may_manage(actor, account.id, account.role)
             old_role = account.role
-            touched = self._deactivate(actor, account, reason or "deleted by superadmin")
+            student = self.store.find(Student, Student.id_for(account.id))
+            touched = self._deactivate(actor, account, student,
+                                       reason or "deleted by superadmin")
             guard = self._superadmin_removal(actor, old_role, account)
-            return self.store.commit(account, *touched, guard)
+            return self.store.commit(account, student, *touched, guard)
 
         position = retry_on_conflict(command)
         self.sessions.revoke_all(target_id)
@@ -234,17 +238,15 @@ class AccountCommands:
         return guard
 
     def _deactivate(
-        self, actor: Actor, account: Account, reason: str
-    ) -> list[Student | TrainerCapacity]:
+        self, actor: Actor, account: Account, student: Student | None, reason: str
+    ) -> list[TrainerCapacity]:
         if account.role is Role.TRAINER:
             capacity = self.store.find(TrainerCapacity, TrainerCapacity.id_for(account.id))
             if capacity is not None and capacity.load:
                 raise Conflict("Reassign this trainer's students first",
                                code="TRAINER_HAS_STUDENTS", students=capacity.load)
-        touched: list[Student | TrainerCapacity] = []
-        student = self.store.find(Student, Student.id_for(account.id))
-        if student is not None:
-            touched = [*self._release_trainer(actor, student, "account deactivated"), student]
+        touched = [] if student is None else self._release_trainer(
+            actor, student, "account deactivated")
         account.deactivate(actor_id=actor.id, reason=reason)
         return touched
 

@@ -431,11 +431,6 @@ class SteppingTime:
         self.now += seconds
 
 
-@pytest.mark.xfail(strict=True, raises=Conflict, reason=(
-    "deactivating a student who has a trainer in the same edit as a track or role change "
-    "releases the trainer twice (two copies of Student and TrainerCapacity in one commit); "
-    "the duplicate versions conflict every time, so the retry gives up after 10 s with "
-    "CONCURRENT_MODIFICATION"))
 @pytest.mark.parametrize("changes", [
     UserChanges(track=Track.DATA_PROFESSIONAL, is_active=False, reason="left"),
     UserChanges(role=Role.TRAINER, is_active=False, reason="left"),
