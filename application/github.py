@@ -117,13 +117,17 @@ class GitHubCommands:
                 and isinstance(head, dict)):
             return 0
         raw_number = pull.get("number")
-        number = int(raw_number) if isinstance(raw_number, int) or (
+        number = int(raw_number) if (isinstance(raw_number, int)
+                                     and not isinstance(raw_number, bool)) or (
             isinstance(raw_number, str) and raw_number.isascii() and raw_number.isdigit()
             and len(raw_number) < 19) else 0
         full_name = str(repository.get("full_name") or "")
-        if action not in PR_ACTIONS or not full_name:
+        # Without a pull request number there is no pull request to note.
+        if action not in PR_ACTIONS or not full_name or not 0 < number < 2**63:
             return 0
-        kind = "merged" if action == "closed" and pull.get("merged") else PR_ACTIONS[action]
+        # Only JSON `true` is a merge: a string "false" is truthy.
+        kind = "merged" if action == "closed" and pull.get("merged") is True \
+            else PR_ACTIONS[action]
 
         def command() -> int:
             repo = self.store.find(Repository, Repository.id_for(full_name))

@@ -14,6 +14,7 @@ from application.accounts import Actor, require_staff
 from application.authorization import PaidAccess
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import Clock, EngineUnavailable, WorkspaceRuntime, WorkspaceSpec
+from domain.text import storable
 from domain.workspaces import ACTIVE, PROVISIONING, REQUESTED, RUNNING, Workspace
 
 # Engine states of a container on its way out: as good as gone.
@@ -122,7 +123,8 @@ class WorkspaceCommands:
             return self._record(workspace_id, lambda w: w.fail(
                 "engine_unavailable", "Workspaces are unavailable right now; try again later"))
         except Exception as error:  # the engine's failure is the workspace's outcome
-            detail = f"The workspace could not start: {type(error).__name__}: {error}"[:500]
+            detail = storable(
+                f"The workspace could not start: {type(error).__name__}: {error}"[:500])
             return self._record(workspace_id, lambda w: w.fail("engine_error", detail))
         if not ready:
             self.runtime.stop(workspace.container_name)

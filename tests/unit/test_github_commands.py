@@ -351,12 +351,31 @@ def test_a_repository_whose_project_is_not_started_is_ignored(world: World) -> N
     assert world.store.find(Submission, Submission.id_for(STUDENT.id, UNTEMPLATED)) is None
 
 
-def test_missing_pull_request_fields_are_noted_as_empty(world: World) -> None:
+def test_missing_fields_other_than_the_number_are_noted_as_empty(world: World) -> None:
     given_repository(world)
     world.github.record_pull_request("d-1", "opened", {"repository": {"full_name": REPO},
-                                                       "pull_request": {"head": None}})
+                                                       "pull_request": {"number": 3,
+                                                                        "head": None}})
     [recorded] = recorded_pulls(world)
-    assert (recorded.number, recorded.url, recorded.head_sha) == (0, "", "")
+    assert (recorded.number, recorded.url, recorded.head_sha) == (3, "", "")
+
+
+@pytest.mark.parametrize("number", [None, 0, -4, True, "", "x7", "1" * 30, 2**70, 1.5])
+def test_a_pull_request_without_a_usable_number_is_ignored(world: World, number: Any) -> None:
+    given_repository(world)
+    assert world.github.record_pull_request("d-1", "opened", {
+        "repository": {"full_name": REPO}, "pull_request": {"number": number}}) == 0
+    assert world.store.find(Submission, SUBMISSION) is None
+
+
+@pytest.mark.parametrize("merged", ["false", "true", 1, [], {"x": 1}])
+def test_only_a_json_true_counts_as_merged(world: World, merged: Any) -> None:
+    given_repository(world)
+    payload = pull_request()
+    payload["pull_request"]["merged"] = merged
+    world.github.record_pull_request("d-1", "closed", payload)
+    [recorded] = recorded_pulls(world)
+    assert recorded.action == "closed"
 
 
 def test_scalar_fields_of_another_type_are_coerced(world: World) -> None:

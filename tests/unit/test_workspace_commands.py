@@ -271,6 +271,10 @@ def test_an_unreachable_engine_fails_the_launch_with_a_reason_to_retry_later(
     (RuntimeError("image not found"),
      "The workspace could not start: RuntimeError: image not found"),
     (ValueError("x" * 2000), "The workspace could not start: ValueError: " + "x" * 457),
+    # An engine's message is outside text: what the log cannot hold is replaced, so the
+    # failure is still recorded instead of leaving the launch provisioning.
+    (RuntimeError("bad\x00name \ud800"),
+     "The workspace could not start: RuntimeError: bad\ufffdname \ufffd"),
 ])
 def test_an_engine_error_is_the_launchs_outcome_and_its_detail_is_bounded(
         world: World, error: Exception, detail: str) -> None:
