@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from application.authorization import EVENT_READERS
 from interfaces.analytics import asyncapi_document
@@ -57,33 +57,31 @@ async def events(
     # Content negotiation on Accept, which every client sends anyway (not a parameter).
     if "text/event-stream" in request.headers.get("accept", ""):
         start = last_event_id if last_event_id is not None else after
-        return StreamingResponse(_tail(request, stream, board, start, wanted, max_seconds),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return EventSourceResponse(_tail(stream, board, start, wanted, max_seconds),
+                                   ping=HEARTBEAT_SECONDS, sep="\n")
     page, last = await run_in_threadpool(stream.page, after, limit, wanted)
     following = str(request.url.include_query_params(after=last)) if page else None
     return EventsPageOut(results=page, after=after, last=last, next=following)
 
 
-async def _tail(request: Request, stream: EventStream, board: PositionBoard, after: int,
-                wanted: set[str] | None, max_seconds: float) -> AsyncIterator[str]:
+async def _tail(stream: EventStream, board: PositionBoard, after: int,
+                wanted: set[str] | None, max_seconds: float
+                ) -> AsyncIterator[ServerSentEvent]:
+    """The log after `after` until `max_seconds` pass (the response ends it earlier when
+    the client goes, and sends the keep-alive comments)."""
     deadline = time.monotonic() + max_seconds
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline and not await request.is_disconnected():
+    while time.monotonic() < deadline:
         seen = board.heard(LOG)  # before reading, so an append meanwhile is not missed
         page, last = await run_in_threadpool(stream.page, after, 200, wanted)
         for event in page:
-            yield (f"id: {event['sequence']}\nevent: {event['type']}\n"
-                   f"data: {json.dumps(event, separators=(',', ':'))}\n\n")
+            yield ServerSentEvent(json.dumps(event, separators=(",", ":")),
+                                  event=event["type"], id=str(event["sequence"]))
         if page:
-            after, quiet_since = last, time.monotonic()
+            after = last
             continue
-        if time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
         # Woken by the next append's NOTIFY, not by polling each client's query.
-        await board.next_change(LOG, seen, TAIL_POLL_SECONDS, min(
-            HEARTBEAT_SECONDS, max(0.0, deadline - time.monotonic())))
+        await board.next_change(LOG, seen, TAIL_POLL_SECONDS,
+                                max(0.0, deadline - time.monotonic()))
 
 
 @router.get("/asyncapi.json")

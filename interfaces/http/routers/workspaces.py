@@ -11,8 +11,8 @@ from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from application.authorization import ADMINISTRATORS, OVERSEERS
 from domain.errors import Conflict, NotFound
@@ -117,32 +117,33 @@ def stop(p: PrincipalDep, workspaces: WorkspaceCommandsDep,
 
 
 POLL_SECONDS = 0.2  # only while this process does not hear the models' positions
+KEEP_ALIVE_SECONDS = 15.0
 
 
 @router.get("/api/users/workspace/progress/",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def progress(request: Request, p: PrincipalDep, workspace_views: WorkspaceViewsDep,
-                   timeout: Annotated[float, Query(gt=0, le=600)] = 180) -> StreamingResponse:
+async def progress(p: PrincipalDep, workspace_views: WorkspaceViewsDep,
+                   timeout: Annotated[float, Query(gt=0, le=600)] = 180
+                   ) -> EventSourceResponse:
     """Server-sent events: each state change (requested → provisioning → running, or
     failed with the reason), until a final state or the timeout."""
     await run_in_threadpool(_row, workspace_views, p.id)
-    return StreamingResponse(_states(request, workspace_views, p.id, timeout),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return EventSourceResponse(_states(workspace_views, p.id, timeout),
+                               ping=KEEP_ALIVE_SECONDS, sep="\n")
 
 
-async def _states(request: Request, view: WorkspacesView, student_id: UUID, timeout: float
-                  ) -> AsyncIterator[str]:
+async def _states(view: WorkspacesView, student_id: UUID, timeout: float
+                  ) -> AsyncIterator[ServerSentEvent]:
     deadline = time.monotonic() + timeout
     last: tuple[str, int] | None = None
-    while time.monotonic() < deadline and not await request.is_disconnected():
+    while time.monotonic() < deadline:
         seen = view.board.heard(view.position_key)  # before reading: a change is not missed
         row = await run_in_threadpool(view.of_student, student_id)
         if row is not None and (row["state"], row["launches"]) != last:
             last = (row["state"], row["launches"])
             payload = {"state": row["state"], "reason": row["reason"], "detail": row["detail"],
                        "launch": row["launches"]}
-            yield f"event: {row['state']}\ndata: {json.dumps(payload)}\n\n"
+            yield ServerSentEvent(json.dumps(payload), event=row["state"])
             if row["state"] in TERMINAL and row["launches"]:
                 return
         # Woken when the workspaces model moves (its NOTIFY), not by polling per client.
