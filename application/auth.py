@@ -96,6 +96,11 @@ class AuthCommands:
         self._dummy_hash = hasher.hash("not-a-real-password-0123456789")
 
     def login(self, email: str, password: str, client_ip: str) -> LoggedIn:
+        return self.sign_in(self.prove_password(email, password, client_ip))
+
+    def prove_password(self, email: str, password: str, client_ip: str) -> Account:
+        """The account of `email`, if `password` is its own; limited per address and per
+        account, and as slow for an unknown email as for a known one."""
         email = normalise_email(email)
         limits = self.limits
         wait = self.limiter.hit(f"login:ip:{client_ip}", limits.per_ip, limits.ip_window)
@@ -103,15 +108,19 @@ class AuthCommands:
         wait = self.limiter.hit(account_key, limits.per_account, limits.account_window) or wait
         if wait is not None:
             raise RateLimited(wait)
-        account = self._account_by_email(email)
+        account = self.account_by_email(email)
         hashed = self.credentials.password_hash(account.id) if account else None
         if not self.hasher.verify(hashed or self._dummy_hash, password) or account is None:
             raise Unauthenticated("Invalid email or password", code="INVALID_CREDENTIALS")
-        if not account.active:
-            raise Forbidden("The account is deactivated", code="ACCOUNT_INACTIVE")
         self.limiter.reset(account_key)
         if hashed and self.hasher.needs_rehash(hashed):
             self.credentials.set_password_hash(account.id, self.hasher.hash(password))
+        return account
+
+    def sign_in(self, account: Account) -> LoggedIn:
+        """A new session for an account that proved who it is (password or provider)."""
+        if not account.active:
+            raise Forbidden("The account is deactivated", code="ACCOUNT_INACTIVE")
         jti = self.tokens.new_jti()
         expires = self.clock.now() + timedelta(seconds=self.tokens.refresh_ttl_seconds)
         session_id = self.sessions.create(account.id, jti, expires)
@@ -147,7 +156,7 @@ class AuthCommands:
             track=student.track.value if student else None, name=account.name,
         )
 
-    def _account_by_email(self, email: str) -> Account | None:
+    def account_by_email(self, email: str) -> Account | None:
         claim = self.store.find(EmailClaim, EmailClaim.id_for(email))
         return self.store.find(Account, claim.account_id) if claim else None
 
@@ -195,7 +204,7 @@ class AuthCommands:
         """The process manager's half of a reset request: the account with that address,
         if there is an active one, is asked to reset (which mails the key)."""
         email = self.store.load(ResetRequests, event.originator_id).email
-        account = self._account_by_email(email)
+        account = self.account_by_email(email)
         if account is None or not account.active:
             return
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from application.accounts import Actor
@@ -59,14 +56,10 @@ class GitHubCommands:
     def authorize_url(self, actor: Actor, session_id: UUID) -> str:
         """Where to send the student. The `state` is a one-time secret kept server-side
         for ten minutes, bound to this account and this session; the flow uses PKCE."""
-        self._host()
+        host = self._host()
         state = self.one_time.issue(actor.id, _state_purpose(session_id), STATE_SECONDS)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(
-            self.states.pkce_verifier(state).encode()).digest()).rstrip(b"=").decode()
-        query = urlencode({"client_id": self.client_id, "redirect_uri": self.redirect_uri,
-                           "scope": "repo", "state": state, "code_challenge": challenge,
-                           "code_challenge_method": "S256"})
-        return f"{self.oauth_base}/login/oauth/authorize?{query}"
+        return host.authorize_url(self.redirect_uri, "repo", state,
+                                  self.states.pkce_verifier(state))
 
     def complete_link(self, actor: Actor, session_id: UUID, state: str, code: str
                       ) -> tuple[str, int]:

@@ -185,6 +185,10 @@ class HostedRepository:
 
 
 class CodeHost(Protocol):
+    def authorize_url(self, redirect_uri: str, scope: str, state: str, verifier: str) -> str:
+        """Where to send the browser to grant `scope` (PKCE S256 with `verifier`)."""
+        ...
+
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str
                       ) -> tuple[str, str]:
         """An OAuth code (and the flow's PKCE verifier) for (access token, login)."""
@@ -268,3 +272,84 @@ class AttemptIndex(Protocol):
         """Every attempt ever started on the quiz, from the log (not a read model, which
         may lag a regrade)."""
         ...
+
+
+# -- signing in with a provider (OpenID Connect, OAuth 2.0) ---------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderAuthorization:
+    """Where to send the browser, and what the flow must remember to finish it."""
+
+    url: str
+    state: str
+    verifier: str  # PKCE code verifier (S256)
+    nonce: str | None  # OpenID Connect only
+
+
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """Who the provider says signed in. `email` is None unless the provider says it is
+    verified; nothing here is a token."""
+
+    provider: str
+    issuer: str
+    subject: str
+    email: str | None
+    name: str
+
+
+class IdentityRefused(Exception):
+    """What came back from the provider cannot be trusted or used (bad code, bad token,
+    wrong nonce or audience, unreachable provider)."""
+
+
+class IdentityProvider(Protocol):
+    def authorization(self, redirect_uri: str) -> ProviderAuthorization: ...
+
+    def identity(self, code: str, redirect_uri: str, verifier: str, nonce: str | None
+                 ) -> ProviderIdentity:
+        """Exchange the code and validate what the provider answers; IdentityRefused if
+        it cannot be trusted."""
+        ...
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    provider: str
+    verifier: str
+    nonce: str | None
+    track: str | None
+    next_url: str | None
+
+
+@dataclass(frozen=True)
+class SignInTicket:
+    """A sign-in waiting for one more step: `signed_in` (a frontend exchanges it for
+    tokens), `link` (the existing account must prove itself) or `signup` (a track)."""
+
+    kind: str
+    identity: ProviderIdentity
+    account_id: UUID | None
+    track: str | None
+
+
+class SignInFlows(Protocol):
+    """Flows begun in a browser and tickets of sign-ins half done: short-lived,
+    single-use, kept outside the log (only digests of the secrets are stored)."""
+
+    def begin(self, state: str, browser: str, flow: PendingSignIn, ttl_seconds: int
+              ) -> None: ...
+
+    def finish(self, state: str, browser: str) -> PendingSignIn | None:
+        """The flow of this state begun in this browser, used up; None if unknown, used,
+        expired or begun elsewhere."""
+        ...
+
+    def issue_ticket(self, ticket: SignInTicket, ttl_seconds: int) -> str: ...
+
+    def ticket(self, token: str) -> SignInTicket | None:
+        """A live ticket, without using it up."""
+        ...
+
+    def redeem_ticket(self, token: str) -> SignInTicket | None: ...

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict, Invalid
+from domain.errors import Conflict, Invalid, NotFound
 from domain.ids import derived_id
 from domain.roles import Role
 
@@ -80,6 +80,21 @@ class Account(Aggregate):
         login: str
         actor_id: UUID
 
+    class IdentityLinked(Aggregate.Event):
+        """A provider's identity (issuer and subject, never the email alone) signs in to
+        this account. The provider's tokens never enter an event."""
+
+        provider: str
+        issuer: str
+        subject: str
+        actor_id: UUID
+
+    class IdentityUnlinked(Aggregate.Event):
+        provider: str
+        issuer: str
+        subject: str
+        actor_id: UUID
+
     @event(Registered)
     def __init__(self, id: UUID, email: str, name: str, role: str, actor_id: UUID | None) -> None:
         self.email = email
@@ -88,6 +103,7 @@ class Account(Aggregate):
         self.active = True
         self.email_verified = False
         self.github_login: str | None = None
+        self.identities: dict[str, tuple[str, str]] = {}  # provider -> (issuer, subject)
 
     @property
     def is_active(self) -> bool:
@@ -164,6 +180,76 @@ class Account(Aggregate):
     @event(GitHubLinked)
     def _github_linked(self, login: str, actor_id: UUID) -> None:
         self.github_login = login
+
+
+    def link_identity(self, provider: str, issuer: str, subject: str, actor_id: UUID) -> None:
+        self._require_active()
+        current = self.identities.get(provider)
+        if current == (issuer, subject):
+            return
+        if current is not None:
+            raise Conflict(f"Another {provider} identity is linked to this account",
+                           code="IDENTITY_ALREADY_LINKED")
+        self._identity_linked(provider=provider, issuer=issuer, subject=subject,
+                              actor_id=actor_id)
+
+    @event(IdentityLinked)
+    def _identity_linked(self, provider: str, issuer: str, subject: str, actor_id: UUID
+                         ) -> None:
+        self.identities[provider] = (issuer, subject)
+
+    def unlink_identity(self, provider: str, actor_id: UUID) -> tuple[str, str]:
+        if provider not in self.identities:
+            raise NotFound(f"No {provider} identity is linked", code="IDENTITY_NOT_LINKED")
+        issuer, subject = self.identities[provider]
+        self._identity_unlinked(provider=provider, issuer=issuer, subject=subject,
+                                actor_id=actor_id)
+        return issuer, subject
+
+    @event(IdentityUnlinked)
+    def _identity_unlinked(self, provider: str, issuer: str, subject: str, actor_id: UUID
+                           ) -> None:
+        del self.identities[provider]
+
+
+class IdentityClaim(Aggregate):
+    """One per provider identity (issuer, subject): its deterministic id makes two
+    accounts claiming one identity collide, and it says which account signs in with it."""
+
+    class Claimed(Aggregate.Created):
+        issuer: str
+        subject: str
+        account_id: UUID
+
+    class Reassigned(Aggregate.Event):
+        account_id: UUID | None
+
+    @staticmethod
+    def id_for(issuer: str, subject: str) -> UUID:
+        return derived_id("identity", f"{issuer} {subject}")
+
+    @classmethod
+    def create_id(cls, issuer: str, subject: str) -> UUID:
+        return cls.id_for(issuer, subject)
+
+    @event(Claimed)
+    def __init__(self, issuer: str, subject: str, account_id: UUID) -> None:
+        self.account_id: UUID | None = account_id
+
+    def claim(self, account_id: UUID) -> None:
+        if self.account_id not in (None, account_id):
+            raise Conflict("This identity signs in to another account",
+                           code="IDENTITY_TAKEN")
+        if self.account_id is None:
+            self._reassigned(account_id=account_id)
+
+    def release(self) -> None:
+        if self.account_id is not None:
+            self._reassigned(account_id=None)
+
+    @event(Reassigned)
+    def _reassigned(self, account_id: UUID | None) -> None:
+        self.account_id = account_id
 
 
 class EmailClaim(Aggregate):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
-from domain.accounts import Account, EmailClaim, ResetRequests, SuperadminChanges
+from domain.accounts import (
+    Account,
+    EmailClaim,
+    IdentityClaim,
+    ResetRequests,
+    SuperadminChanges,
+)
 from domain.curriculum import Curriculum
 from domain.payments import Payment
 from domain.progress import Progress
@@ -18,6 +24,7 @@ from domain.workspaces import Workspace
 AGGREGATES: dict[str, type[Aggregate]] = {
     "account": Account,
     "email-claim": EmailClaim,
+    "identity-claim": IdentityClaim,
     "password-reset-requests": ResetRequests,
     "superadmin-changes": SuperadminChanges,
     "student": Student,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg_pool import ConnectionPool
+
+from application.ports import PendingSignIn, ProviderIdentity, SignInTicket
 
 log = logging.getLogger("apranova.sessions")
 
@@ -236,3 +240,71 @@ class RememberedSessions:
                 # never remembered as active for longer than `seconds` after it.
                 self._active[session_id] = (account_id, started + self.seconds)
         return active
+
+
+class PostgresSignInFlows:
+    """Sign-in flows and tickets; a row is deleted when used, so its personal data (a
+    ticket's email and name) lives at most the ticket's few minutes."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def begin(self, state: str, browser: str, flow: PendingSignIn, ttl_seconds: int) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM auth_signin_flows WHERE expires_at < now()")
+            conn.execute(
+                "INSERT INTO auth_signin_flows (state_hash, browser_hash, provider, verifier, "
+                "nonce, track, next_url, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                "now() + make_interval(secs => %s))",
+                (_digest(state), _digest(browser), flow.provider, flow.verifier, flow.nonce,
+                 flow.track, flow.next_url, ttl_seconds))
+
+    def finish(self, state: str, browser: str) -> PendingSignIn | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "DELETE FROM auth_signin_flows WHERE state_hash = %s RETURNING browser_hash, "
+                "provider, verifier, nonce, track, next_url, expires_at > now()",
+                (_digest(state),)).fetchone()
+        if row is None or not row[6] or not hmac.compare_digest(row[0], _digest(browser)):
+            return None
+        return PendingSignIn(provider=row[1], verifier=row[2], nonce=row[3], track=row[4],
+                             next_url=row[5])
+
+    def issue_ticket(self, ticket: SignInTicket, ttl_seconds: int) -> str:
+        token = secrets.token_urlsafe(32)
+        identity = ticket.identity
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM auth_signin_tickets WHERE expires_at < now()")
+            conn.execute(
+                "INSERT INTO auth_signin_tickets (ticket_hash, kind, provider, issuer, "
+                "subject, email, name, account_id, track, expires_at) VALUES (%s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
+                (_digest(token), ticket.kind, identity.provider, identity.issuer,
+                 identity.subject, identity.email, identity.name, ticket.account_id,
+                 ticket.track, ttl_seconds))
+        return token
+
+    _TICKET = ("kind, provider, issuer, subject, email, name, account_id, track")
+
+    @staticmethod
+    def _ticket(row: tuple[Any, ...] | None) -> SignInTicket | None:
+        if row is None:
+            return None
+        return SignInTicket(kind=row[0], identity=ProviderIdentity(
+            provider=row[1], issuer=row[2], subject=row[3], email=row[4], name=row[5]),
+            account_id=row[6], track=row[7])
+
+    def ticket(self, token: str) -> SignInTicket | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {self._TICKET} FROM auth_signin_tickets WHERE ticket_hash = %s "
+                "AND expires_at > now()", (_digest(token),)).fetchone()
+        return self._ticket(row)
+
+    def redeem_ticket(self, token: str) -> SignInTicket | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                f"DELETE FROM auth_signin_tickets WHERE ticket_hash = %s "
+                f"AND expires_at > now() RETURNING {self._TICKET}",
+                (_digest(token),)).fetchone()
+        return self._ticket(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from application.ports import (
     ChatNotifier,
     Clock,
     CodeHost,
+    IdentityProvider,
     Mailer,
     PaymentGateway,
     QuizGenerator,
@@ -44,6 +46,7 @@ from application.processes import (
     WorkspacePolicies,
 )
 from application.quizzes import QuizCommands
+from application.signin import ProviderSignIn
 from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolicy
 from infrastructure import (
     authstore,
@@ -52,6 +55,7 @@ from infrastructure import (
     keys,
     messaging,
     migrations,
+    oauth,
     vault,
 )
 from infrastructure.background import revocations_channel
@@ -145,6 +149,7 @@ class Container:
     sessions: authstore.RememberedSessions
     accounts: AccountCommands
     auth: AuthCommands
+    sign_in: ProviderSignIn
     curriculum: CurriculumCommands
     files: LocalFileStore
     users: UsersView
@@ -243,14 +248,27 @@ class Adapters:
     runtime: WorkspaceRuntime | None = None
     gateway: PaymentGateway | None = None
     code_host: CodeHost | None = None
+    identity_providers: Mapping[str, IdentityProvider] | None = None
 
 
-def _code_host(settings: Settings) -> CodeHost | None:
+def _code_host(settings: Settings) -> github.GitHubClient | None:
     if not (settings.github_client_id and settings.github_client_secret):
         return None
     return github.GitHubClient(settings.github_client_id,
                                settings.github_client_secret.get_secret_value(),
                                settings.github_api_base, settings.github_oauth_base)
+
+
+def _identity_providers(settings: Settings) -> dict[str, IdentityProvider]:
+    """The providers people may sign in with: each one whose client is configured."""
+    providers: dict[str, IdentityProvider] = {}
+    if settings.google_client_id and settings.google_client_secret:
+        providers["google"] = oauth.OpenIDConnect(
+            "google", settings.google_issuer, settings.google_client_id,
+            settings.google_client_secret.get_secret_value())
+    if (host := _code_host(settings)) is not None:
+        providers["github"] = host
+    return providers
 
 
 def _gateway(settings: Settings) -> PaymentGateway | None:
@@ -355,6 +373,12 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
     github_commands = GitHubCommands(store, code_host, secrets_vault, one_time, tokens,
                                      settings.github_client_id, settings.github_oauth_base,
                                      f"{public_url}/api/users/github/callback/")
+    sign_in = ProviderSignIn(
+        store, auth, credentials,
+        given.identity_providers if given.identity_providers is not None
+        else _identity_providers(settings), authstore.PostgresSignInFlows(pool),
+        lambda provider: f"{public_url}/api/auth/oauth/{provider}/callback/",
+        settings.sign_in_origins())
     policies = [*MailPolicies(store, mailer, one_time, public_url).policies(),
                 *AuthPolicies(auth).policies(),
                 *SubmissionPolicies(store, mailer, chat, public_url).policies(),
@@ -370,7 +394,8 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
 
     return Container(
         settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
-        sessions=sessions, accounts=accounts, auth=auth, curriculum=curriculum, files=files,
+        sessions=sessions, accounts=accounts, auth=auth, sign_in=sign_in,
+        curriculum=curriculum, files=files,
         users=views[UsersProjection], catalog=views[CatalogProjection],
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],
         quizzes=quizzes, quiz_views=views[QuizzesProjection],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +107,12 @@ class Settings(BaseSettings):
     github_api_base: str = "https://api.github.com"
     github_oauth_base: str = "https://github.com"
     github_webhook_secret: SecretStr | None = None
+    # Signing in with Google (OpenID Connect: discovery from the issuer); unset: off.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_issuer: str = "https://accounts.google.com"
+    # Origins a provider sign-in may return the browser to (`next`), besides public_url's.
+    oauth_allowed_origins: list[str] = []
     # Fernet key for third-party tokens at rest; unset: a random one in the data directory.
     credentials_key: SecretStr | None = None
 
@@ -166,3 +173,8 @@ class Settings(BaseSettings):
 
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def sign_in_origins(self) -> frozenset[str]:
+        parts = (urlsplit(url) for url in [self.resolved_public_url(),
+                                           *self.oauth_allowed_origins])
+        return frozenset(f"{p.scheme}://{p.netloc}".lower() for p in parts if p.netloc)

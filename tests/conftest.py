@@ -220,13 +220,14 @@ class Server:
 
 
 @contextmanager
-def running_server(settings: Settings, background: bool = True) -> Iterator[Server]:
-    """The real app under uvicorn on a free loopback port, with its background components."""
+def running_server(settings: Settings, background: bool = True, port: int | None = None
+                   ) -> Iterator[Server]:
+    """The real app under uvicorn on a (free) loopback port, with its background components."""
     container = build(settings)
     followers = Background(container)
     if background:
         followers.start_all()
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port,
                                            log_level="warning", **server_options(settings)))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -24,6 +24,7 @@ from application.eventstore import EventStore
 from application.github import GitHubCommands
 from application.payments import PaymentCommands
 from application.quizzes import QuizCommands
+from application.signin import ProviderSignIn
 from application.workspaces import WorkspaceCommands
 from domain.errors import Forbidden
 from domain.roles import Role
@@ -84,6 +85,10 @@ async def workspace_commands(request: Request) -> WorkspaceCommands:
     return _container(request).workspaces
 
 
+async def provider_sign_in(request: Request) -> ProviderSignIn:
+    return _container(request).sign_in
+
+
 AccountCommandsDep = Annotated[AccountCommands, Depends(account_commands)]
 AuthCommandsDep = Annotated[AuthCommands, Depends(auth_commands)]
 CurriculumCommandsDep = Annotated[CurriculumCommands, Depends(curriculum_commands)]
@@ -91,6 +96,7 @@ QuizCommandsDep = Annotated[QuizCommands, Depends(quiz_commands)]
 PaymentCommandsDep = Annotated[PaymentCommands, Depends(payment_commands)]
 GitHubCommandsDep = Annotated[GitHubCommands, Depends(github_commands)]
 WorkspaceCommandsDep = Annotated[WorkspaceCommands, Depends(workspace_commands)]
+ProviderSignInDep = Annotated[ProviderSignIn, Depends(provider_sign_in)]
 
 
 # -- read models and queries -----------------------------------------------------------------
@@ -242,8 +248,10 @@ class Principal:
         return self.actor.role
 
 
-# Commands a read-only role may still give: about its own session only.
-OWN_SESSION_COMMANDS = frozenset({("POST", "/api/auth/logout/")})
+# Commands a read-only role may still give: about its own session and sign-in only.
+OWN_SESSION_COMMANDS = frozenset({("POST", "/api/auth/logout/"),
+                                  ("POST", "/api/auth/oauth/complete/"),
+                                  ("DELETE", "/api/auth/oauth/identities/{provider}/")})
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -274,6 +282,17 @@ async def principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The caller if it sent a token (which must then be valid), else None."""
+    return None if credentials is None else await principal(request, credentials)
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -50,14 +50,15 @@ ERROR_DESCRIPTIONS = {
     404: "No such object, or not one you may see",
     405: "Method not allowed on this path",
     409: "Conflicts with the current state",
-    410: "The one-time link was used, has expired or never existed",
+    410: "The one-time link or ticket was used, has expired or never existed",
     413: "Body too large",
     422: "Invalid input",
     429: "Too many attempts; see Retry-After",
     503: "A backing service is unavailable or the read model is lagging; see Retry-After",
 }
-# Paths that take a one-time key from an emailed link.
-ONE_TIME_LINKS = ("/api/auth/verify-email/", "/api/auth/password/reset/confirm/")
+# Paths that take a one-time key (from an emailed link, or a sign-in's ticket).
+ONE_TIME_LINKS = ("/api/auth/verify-email/", "/api/auth/password/reset/confirm/",
+                  "/api/auth/oauth/complete/")
 # Paths whose student actions need the track paid for (PaymentRequired).
 PAID_PREFIXES = ("/api/curriculum/", "/api/users/workspace/", "/api/quiz/quizzes/")
 

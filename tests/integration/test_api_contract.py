@@ -50,17 +50,21 @@ STREAMS = [
 # Rules no JSON schema can state, each refused with a 422 for data the schema allows:
 # whether deliverables fit the project's curriculum, options unique within a question,
 # a role and a track that go together, one of version or time, a password that is not
-# the email. For these operations a 422 is an answer to valid-looking data, not a defect.
+# the email, a sign-in's `next` on an allowed origin. For these operations a 422 is an
+# answer to valid-looking data, not a defect.
 DOMAIN_RULES = ["POST /api/curriculum/submissions/",
                 "PUT /api/curriculum/submissions/{submission_id}/",
                 "PUT /api/quiz/quizzes/{quiz_id}/", "PUT /api/users/{user_id}/",
                 "POST /api/users/", "POST /api/auth/register/",
-                "GET /api/audit/{aggregate_type}/{aggregate_id}/"]
-# An emailed link's key cannot be guessed valid: a made-up one is rightly 410.
+                "GET /api/audit/{aggregate_type}/{aggregate_id}/",
+                "GET /api/auth/oauth/{provider}/login/"]
+# An emailed link's key or a sign-in ticket cannot be guessed valid: a made-up one is
+# rightly 410.
 ONE_TIME_LINK_OPERATIONS = [
     {"include-name": name, "checks": {"positive_data_acceptance": {"expected-statuses": [
         "2xx", "401", "403", "404", "409", "410", "422", "429"]}}}
-    for name in ("GET /api/auth/verify-email/{key}/", "POST /api/auth/password/reset/confirm/")]
+    for name in ("GET /api/auth/verify-email/{key}/", "POST /api/auth/password/reset/confirm/",
+                 "POST /api/auth/oauth/complete/")]
 DOMAIN_RULE_OPERATIONS = [
     {"include-name": name, "checks": {"positive_data_acceptance": {"expected-statuses": [
         "2xx", "3xx", "401", "403", "404", "409", "422", "429"]}}}

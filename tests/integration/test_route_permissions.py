@@ -181,6 +181,15 @@ CALLS: dict[str, Call] = {
     "POST /api/auth/password/reset/confirm/": fixed("/api/auth/password/reset/confirm/", {
         "token": "not-a-key", "new_password": "another fine password"}),
     "GET /api/auth/verify-email/{key}/": fixed("/api/auth/verify-email/not-a-key/"),
+    # No provider is configured on this server: sign-in routes say so; nothing is linked.
+    "GET /api/auth/oauth/": fixed("/api/auth/oauth/"),
+    "GET /api/auth/oauth/identities/": fixed("/api/auth/oauth/identities/"),
+    "GET /api/auth/oauth/{provider}/login/": fixed("/api/auth/oauth/google/login/"),
+    "GET /api/auth/oauth/{provider}/callback/": fixed(
+        "/api/auth/oauth/google/callback/?state=s&code=c"),
+    "POST /api/auth/oauth/complete/": fixed("/api/auth/oauth/complete/",
+                                            {"ticket": "not-a-ticket"}),
+    "DELETE /api/auth/oauth/identities/{provider}/": fixed("/api/auth/oauth/identities/github/"),
     "POST /api/users/workspace/create/": fixed("/api/users/workspace/create/"),
     "GET /api/users/workspace/status/": fixed("/api/users/workspace/status/"),
     "GET /api/users/workspace/url/": fixed("/api/users/workspace/url/"),
@@ -276,6 +285,15 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     'POST /api/auth/password/reset/confirm/':
         (410, 410, 410, 410, 410, 410, 410, 410, 410, 410),
     'GET /api/auth/verify-email/{key}/': (410, 410, 410, 410, 410, 410, 410, 410, 410, 410),
+    'GET /api/auth/oauth/': (200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    'GET /api/auth/oauth/identities/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    'GET /api/auth/oauth/{provider}/login/':
+        (404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    'GET /api/auth/oauth/{provider}/callback/':
+        (404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    'POST /api/auth/oauth/complete/': (410, 410, 410, 410, 410, 410, 410, 410, 410, 410),
+    'DELETE /api/auth/oauth/identities/{provider}/':
+        (401, 404, 404, 404, 404, 404, 404, 404, 404, 404),
     'POST /api/users/workspace/create/': (401, 202, 202, 202, 403, 403, 403, 403, 403, 403),
     'GET /api/users/workspace/status/': (401, 200, 200, 200, 404, 404, 404, 404, 404, 404),
     'GET /api/users/workspace/url/': (401, 409, 409, 409, 404, 404, 404, 404, 404, 404),

@@ -4,8 +4,6 @@ events recorded, the error raised or the calls made on the host."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +41,11 @@ class Host:
     def __init__(self) -> None:
         self.exchanges: list[tuple[str, str, str]] = []
         self.created: list[tuple[str, str, str, str]] = []
+        self.authorizations: list[tuple[str, str, str, str]] = []
+
+    def authorize_url(self, redirect_uri: str, scope: str, state: str, verifier: str) -> str:
+        self.authorizations.append((redirect_uri, scope, state, verifier))
+        return f"https://github.example/login/oauth/authorize?state={state}"
 
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str
                       ) -> tuple[str, str]:
@@ -167,18 +170,12 @@ def recorded_pulls(world: World) -> list[Any]:
 
 # -- linking an account ----------------------------------------------------------------------
 
-def test_the_authorize_url_carries_a_one_time_state_and_its_pkce_challenge(
+def test_the_authorize_url_carries_a_one_time_state_and_its_pkce_verifier(
         world: World) -> None:
     url = urlsplit(world.github.authorize_url(STUDENT, SESSION))
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    assert (url.scheme, url.netloc, url.path) == (
-        "https", "github.example", "/login/oauth/authorize")
-    assert world.one_time.keys == {query["state"]: (STUDENT.id, f"github-link:{SESSION}")}
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(
-        f"verifier-of-{query['state']}".encode()).digest()).rstrip(b"=").decode()
-    assert query == {"client_id": "client-1", "redirect_uri": REDIRECT, "scope": "repo",
-                     "state": query["state"], "code_challenge": challenge,
-                     "code_challenge_method": "S256"}
+    state = parse_qs(url.query)["state"][0]
+    assert world.one_time.keys == {state: (STUDENT.id, f"github-link:{SESSION}")}
+    assert world.host.authorizations == [(REDIRECT, "repo", state, f"verifier-of-{state}")]
 
 
 @pytest.mark.parametrize(("host", "client_id"), [(None, "client-1"), (Host(), None),

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Path, Request, Response, status
 from pydantic import BaseModel, StringConstraints
 
+from application.auth import LoggedIn
 from domain.roles import Track
 from interfaces.http.dependencies import AccountCommandsDep, AuthCommandsDep, PrincipalDep
 from interfaces.http.routing import Router
@@ -89,14 +90,17 @@ def register(body: RegisterIn, auth: AuthCommandsDep, accounts: AccountCommandsD
     )
 
 
-@router.post("/login/", response_model=LoginOut)
-def login(body: LoginIn, auth: AuthCommandsDep, request: Request) -> LoginOut:
-    result = auth.login(body.email, body.password, client_ip(request))
+def login_out(result: LoggedIn) -> LoginOut:
     u = result.user
     return LoginOut(
         access=result.tokens.access, refresh=result.tokens.refresh,
         user=SummaryOut(id=str(u.id), email=u.email, role=u.role, track=u.track, name=u.name),
     )
+
+
+@router.post("/login/", response_model=LoginOut)
+def login(body: LoginIn, auth: AuthCommandsDep, request: Request) -> LoginOut:
+    return login_out(auth.login(body.email, body.password, client_ip(request)))
 
 
 @router.post("/token/refresh/", response_model=TokensOut)
