@@ -14,6 +14,7 @@ from domain.errors import Conflict, Forbidden, NotFound
 from domain.payments import Payment
 from domain.roles import Role
 from domain.students import Student
+from domain.text import storable
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ class StartedPayment:
 
 class PaymentsNotConfigured(Conflict):
     code = "PAYMENTS_NOT_CONFIGURED"
+
+
+# Amounts in the currency's smallest unit, as the read models store them (32-bit).
+MAX_AMOUNT = 2**31 - 1
+
+
+def _amount(value: Any) -> int | None:
+    """A provider's amount, or None if it is not a whole number the system can hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT:
+        return None
+    return value
 
 
 class PaymentCommands:
@@ -61,26 +73,44 @@ class PaymentCommands:
 
     def record_provider_event(self, event_id: str, event_type: str,
                               obj: dict[str, Any]) -> int:
-        """Apply a verified webhook event; unknown intents and types change nothing."""
+        """Apply a verified webhook event; unknown intents and types, and payloads not
+        of the provider's shape, change nothing."""
         if event_type in ("payment_intent.succeeded", "payment_intent.payment_failed"):
-            intent_id = str(obj.get("id", ""))
+            intent_id = obj.get("id")
         elif event_type == "charge.refunded":
-            intent_id = str(obj.get("payment_intent") or "")
+            intent_id = obj.get("payment_intent")
         else:
             return 0
+        if not isinstance(intent_id, str) or not 0 < len(intent_id) <= 255 \
+                or storable(intent_id) != intent_id:
+            return 0  # names no payment of ours
+        if event_type == "payment_intent.succeeded":
+            amount = _amount(obj.get("amount_received", 0))
+        elif event_type == "charge.refunded":
+            amount = _amount(obj.get("amount_refunded", 0))
+        else:
+            amount = 0
+        if amount is None:
+            return 0
+        error = obj.get("last_payment_error")
+        message = error.get("message") if isinstance(error, dict) else None
+        # The provider's words are outside text: what the log cannot hold is replaced, so
+        # the outcome is recorded instead of refused on every redelivery.
+        reason = storable(message) if isinstance(message, str) and message else \
+            "payment failed"
+        currency = obj.get("currency")
+        currency = storable(currency) if isinstance(currency, str) else ""
 
         def command() -> int:
             payment = self.store.find(Payment, Payment.id_for(intent_id))
             if payment is None:
                 return 0
             if event_type == "payment_intent.succeeded":
-                payment.succeeded(event_id, int(obj.get("amount_received", 0)),
-                                  str(obj.get("currency", "")))
+                payment.succeeded(event_id, amount, currency)
             elif event_type == "payment_intent.payment_failed":
-                error = obj.get("last_payment_error") or {}
-                payment.failed(event_id, str(error.get("message") or "payment failed"))
+                payment.failed(event_id, reason)
             else:
-                payment.refunded(event_id, int(obj.get("amount_refunded", 0)))
+                payment.refunded(event_id, amount)
             return self.store.commit(payment)
 
         return retry_on_conflict(command)
