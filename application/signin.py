@@ -203,8 +203,7 @@ class ProviderSignIn:
         try:
             # No password: this account signs in with its provider until it sets one.
             self.store.commit(account, EmailClaim(email=email, account_id=account_id),
-                              IdentityClaim(issuer=identity.issuer, subject=identity.subject,
-                                            account_id=account_id),
+                              self._claim(identity, account_id),
                               Student(account_id=account_id, track=track.value,
                                       actor_id=account_id))
         except IntegrityError:
@@ -215,18 +214,22 @@ class ProviderSignIn:
     def _link(self, account_id: UUID, identity: ProviderIdentity, actor_id: UUID) -> int:
         def command() -> int:
             account = self.store.load(Account, account_id, "User")
-            claim_id = IdentityClaim.id_for(identity.issuer, identity.subject)
-            claim = self.store.find(IdentityClaim, claim_id)
-            if claim is None:
-                claim = IdentityClaim(issuer=identity.issuer, subject=identity.subject,
-                                      account_id=account_id)
-            else:
-                claim.claim(account_id)
+            claim = self._claim(identity, account_id)
             account.link_identity(identity.provider, identity.issuer, identity.subject,
                                   actor_id=actor_id)
             return self.store.commit(account, claim)
 
         return retry_on_conflict(command)
+
+    def _claim(self, identity: ProviderIdentity, account_id: UUID) -> IdentityClaim:
+        """The identity's claim, made for this account or (released earlier) taken again."""
+        claim = self.store.find(IdentityClaim,
+                                IdentityClaim.id_for(identity.issuer, identity.subject))
+        if claim is None:
+            return IdentityClaim(issuer=identity.issuer, subject=identity.subject,
+                                 account_id=account_id)
+        claim.claim(account_id)
+        return claim
 
     def unlink(self, actor: Actor, provider: str) -> int:
         """An account keeps a way to sign in: the last identity of an account without a
