@@ -25,12 +25,15 @@ from domain.accounts import (
     normalise_email,
 )
 from domain.errors import DomainError, Forbidden, Gone
+from domain.roles import Role
 from domain.students import Student
 
 VERIFY_EMAIL = "verify_email"
 PASSWORD_RESET = "password_reset"
 VERIFY_EMAIL_TTL = 48 * 3600
 PASSWORD_RESET_TTL = 3600
+MFA_CHALLENGE = "mfa_challenge"
+MFA_CHALLENGE_TTL = 300
 
 
 class Unauthenticated(DomainError):
@@ -70,6 +73,17 @@ class LoggedIn:
     user: UserSummary
 
 
+@dataclass(frozen=True)
+class Challenge:
+    """The password (or provider) was right; a second factor finishes the sign-in."""
+
+    token: str
+    expires_in: int
+
+
+SignedIn = LoggedIn | Challenge
+
+
 class AuthCommands:
     def __init__(
         self,
@@ -82,6 +96,7 @@ class AuthCommands:
         limiter: RateLimiter,
         clock: Clock,
         limits: LoginLimits,
+        mfa_required: frozenset[Role] = frozenset(),
     ) -> None:
         self.store = store
         self.credentials = credentials
@@ -92,10 +107,12 @@ class AuthCommands:
         self.limiter = limiter
         self.clock = clock
         self.limits = limits
+        # Roles that must enrol in two-factor sign-in; until then they may only enrol.
+        self.mfa_required = mfa_required
         # Verified against when the email is unknown, so timing doesn't reveal which emails exist.
         self._dummy_hash = hasher.hash("not-a-real-password-0123456789")
 
-    def login(self, email: str, password: str, client_ip: str) -> LoggedIn:
+    def login(self, email: str, password: str, client_ip: str) -> SignedIn:
         return self.sign_in(self.prove_password(email, password, client_ip))
 
     def prove_password(self, email: str, password: str, client_ip: str) -> Account:
@@ -117,14 +134,27 @@ class AuthCommands:
             self.credentials.set_password_hash(account.id, self.hasher.hash(password))
         return account
 
-    def sign_in(self, account: Account) -> LoggedIn:
-        """A new session for an account that proved who it is (password or provider)."""
+    def sign_in(self, account: Account) -> SignedIn:
+        """An account that proved who it is (password or provider): a new session, or,
+        with two-factor sign-in on, the challenge its code answers."""
+        if not account.active:
+            raise Forbidden("The account is deactivated", code="ACCOUNT_INACTIVE")
+        if account.two_factor:
+            return Challenge(self.one_time.issue(account.id, MFA_CHALLENGE, MFA_CHALLENGE_TTL),
+                             MFA_CHALLENGE_TTL)
+        return self.start_session(account)
+
+    def enrol_only(self, account: Account) -> bool:
+        return account.role in self.mfa_required and not account.two_factor
+
+    def start_session(self, account: Account) -> LoggedIn:
         if not account.active:
             raise Forbidden("The account is deactivated", code="ACCOUNT_INACTIVE")
         jti = self.tokens.new_jti()
         expires = self.clock.now() + timedelta(seconds=self.tokens.refresh_ttl_seconds)
         session_id = self.sessions.create(account.id, jti, expires)
-        pair = self.tokens.issue(account.id, account.role.value, session_id, jti)
+        pair = self.tokens.issue(account.id, account.role.value, session_id, jti,
+                                 enrol_only=self.enrol_only(account))
         return LoggedIn(pair, self.summary(account))
 
     def refresh(self, refresh_token: str) -> TokenPair:
@@ -139,7 +169,8 @@ class AuthCommands:
         if account is None or not account.active:
             self.sessions.revoke(claims.session_id)
             raise Unauthenticated("The account is not active", code="TOKEN_REVOKED")
-        return self.tokens.issue(account.id, account.role.value, claims.session_id, new_jti)
+        return self.tokens.issue(account.id, account.role.value, claims.session_id, new_jti,
+                                 enrol_only=self.enrol_only(account))
 
     def logout(self, session_id: UUID, refresh_token: str | None) -> None:
         if refresh_token is not None:

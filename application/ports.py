@@ -104,8 +104,11 @@ class RefreshClaims:
 
 class TokenIssuer(Protocol):
     def issue(
-        self, account_id: UUID, role: str, session_id: UUID, refresh_jti: str
-    ) -> TokenPair: ...
+        self, account_id: UUID, role: str, session_id: UUID, refresh_jti: str,
+        enrol_only: bool = False,
+    ) -> TokenPair:
+        """`enrol_only`: the access token may only enrol in two-factor sign-in."""
+        ...
 
     def new_jti(self) -> str: ...
 
@@ -353,3 +356,46 @@ class SignInFlows(Protocol):
         ...
 
     def redeem_ticket(self, token: str) -> SignInTicket | None: ...
+
+
+# -- two-factor sign-in (TOTP, RFC 6238) -----------------------------------------------------
+
+
+class Authenticator(Protocol):
+    """Time-based one-time passwords: secrets, their provisioning URI, and checking codes."""
+
+    def new_secret(self) -> str: ...
+
+    def uri(self, secret: str, account_name: str, issuer: str) -> str: ...
+
+    def qr_svg(self, uri: str) -> str: ...
+
+    def step_of(self, secret: str, code: str, at: datetime) -> int | None:
+        """The time step whose code `code` is (the current one or a neighbour), or None."""
+        ...
+
+
+class TwoFactorSecrets(Protocol):
+    """TOTP secrets (encrypted) and recovery codes (as digests), outside the log."""
+
+    def begin(self, account_id: UUID, secret: str) -> None:
+        """Keep a secret awaiting its first code, replacing one that was never confirmed."""
+        ...
+
+    def secret(self, account_id: UUID) -> tuple[str, bool] | None:
+        """(secret, active) of the account, if it has begun enrolling."""
+        ...
+
+    def activate(self, account_id: UUID, recovery_codes: list[str]) -> None: ...
+
+    def use_step(self, account_id: UUID, step: int) -> bool:
+        """Use a time step once: False if it, or a later one, was used already."""
+        ...
+
+    def use_recovery(self, account_id: UUID, code: str) -> int | None:
+        """Use a recovery code once; how many are left, or None if it is not one."""
+        ...
+
+    def remaining_recovery(self, account_id: UUID) -> int: ...
+
+    def remove(self, account_id: UUID) -> None: ...

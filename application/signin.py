@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
-from application.auth import AuthCommands, LoggedIn, Unauthenticated
+from application.auth import AuthCommands, SignedIn, Unauthenticated
 from application.authorization import Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import (
@@ -53,10 +53,11 @@ class Begun:
 
 @dataclass(frozen=True)
 class Outcome:
-    """`logged_in` when done here; otherwise a ticket of `kind` for the next step."""
+    """`logged_in` when done here (tokens, or the two-factor challenge); otherwise a
+    ticket of `kind` for the next step."""
 
     kind: str
-    logged_in: LoggedIn | None = None
+    logged_in: SignedIn | None = None
     ticket: str | None = None
     next_url: str | None = None
     email: str | None = None
@@ -160,7 +161,7 @@ class ProviderSignIn:
     # -- the next step -----------------------------------------------------------------------
 
     def redeem(self, token: str, *, actor: Actor | None, password: str | None,
-               track: Track | None, client_ip: str) -> LoggedIn:
+               track: Track | None, client_ip: str) -> SignedIn:
         """Finish a ticketed sign-in: exchange it, link with proof, or register with a
         track. A failed proof or a missing track leaves the ticket usable."""
         ticket = self.flows.ticket(token)

@@ -95,6 +95,18 @@ class Account(Aggregate):
         subject: str
         actor_id: UUID
 
+    class TwoFactorEnrolled(Aggregate.Event):
+        """Sign-in now asks for a time-based code; the secret is kept outside the log."""
+
+        actor_id: UUID
+
+    class TwoFactorDisabled(Aggregate.Event):
+        actor_id: UUID
+
+    class RecoveryCodeUsed(Aggregate.Event):
+        actor_id: UUID
+        remaining: int
+
     @event(Registered)
     def __init__(self, id: UUID, email: str, name: str, role: str, actor_id: UUID | None) -> None:
         self.email = email
@@ -104,6 +116,7 @@ class Account(Aggregate):
         self.email_verified = False
         self.github_login: str | None = None
         self.identities: dict[str, tuple[str, str]] = {}  # provider -> (issuer, subject)
+        self.two_factor = False
 
     @property
     def is_active(self) -> bool:
@@ -210,6 +223,30 @@ class Account(Aggregate):
     def _identity_unlinked(self, provider: str, issuer: str, subject: str, actor_id: UUID
                            ) -> None:
         del self.identities[provider]
+
+
+    def enrol_two_factor(self, actor_id: UUID) -> None:
+        self._require_active()
+        if self.two_factor:
+            raise Conflict("Two-factor sign-in is already on", code="MFA_ALREADY_ENABLED")
+        self._two_factor_enrolled(actor_id=actor_id)
+
+    @event(TwoFactorEnrolled)
+    def _two_factor_enrolled(self, actor_id: UUID) -> None:
+        self.two_factor = True
+
+    def disable_two_factor(self, actor_id: UUID) -> None:
+        if not self.two_factor:
+            raise Conflict("Two-factor sign-in is not on", code="MFA_NOT_ENABLED")
+        self._two_factor_disabled(actor_id=actor_id)
+
+    @event(TwoFactorDisabled)
+    def _two_factor_disabled(self, actor_id: UUID) -> None:
+        self.two_factor = False
+
+    @event(RecoveryCodeUsed)
+    def recovery_code_used(self, actor_id: UUID, remaining: int) -> None:
+        pass
 
 
 class IdentityClaim(Aggregate):

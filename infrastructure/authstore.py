@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from psycopg_pool import ConnectionPool
 
 from application.ports import PendingSignIn, ProviderIdentity, SignInTicket
+from infrastructure.vault import EncryptedVault
 
 log = logging.getLogger("apranova.sessions")
 
@@ -308,3 +309,69 @@ class PostgresSignInFlows:
                 f"AND expires_at > now() RETURNING {self._TICKET}",
                 (_digest(token),)).fetchone()
         return self._ticket(row)
+
+
+TOTP_SECRET = "totp-secret"
+
+
+class PostgresTwoFactor:
+    """TOTP secrets in the encrypted vault; the last used step and recovery digests here."""
+
+    def __init__(self, pool: ConnectionPool, vault: EncryptedVault) -> None:
+        self.pool = pool
+        self.vault = vault
+
+    def begin(self, account_id: UUID, secret: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO auth_mfa (account_id) VALUES (%s) ON CONFLICT "
+                         "(account_id) DO UPDATE SET active = false, last_step = 0, "
+                         "updated_at = now()", (account_id,))
+            conn.execute("DELETE FROM auth_mfa_recovery WHERE account_id = %s", (account_id,))
+        self.vault.put(account_id, TOTP_SECRET, secret)
+
+    def secret(self, account_id: UUID) -> tuple[str, bool] | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT active FROM auth_mfa WHERE account_id = %s",
+                               (account_id,)).fetchone()
+        secret = self.vault.get(account_id, TOTP_SECRET) if row else None
+        return (secret, bool(row[0])) if row and secret else None
+
+    def activate(self, account_id: UUID, recovery_codes: list[str]) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE auth_mfa SET active = true, updated_at = now() "
+                         "WHERE account_id = %s", (account_id,))
+            conn.execute("DELETE FROM auth_mfa_recovery WHERE account_id = %s", (account_id,))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO auth_mfa_recovery (account_id, code_hash) VALUES (%s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    [(account_id, _digest(code)) for code in recovery_codes])
+
+    def use_step(self, account_id: UUID, step: int) -> bool:
+        # Compare-and-set: of two uses of one code (or of an older one) only one wins.
+        with self.pool.connection() as conn:
+            row = conn.execute("UPDATE auth_mfa SET last_step = %s WHERE account_id = %s "
+                               "AND last_step < %s RETURNING 1",
+                               (step, account_id, step)).fetchone()
+        return row is not None
+
+    def use_recovery(self, account_id: UUID, code: str) -> int | None:
+        with self.pool.connection() as conn:
+            used = conn.execute(
+                "UPDATE auth_mfa_recovery SET used_at = now() WHERE account_id = %s "
+                "AND code_hash = %s AND used_at IS NULL RETURNING 1",
+                (account_id, _digest(code))).fetchone()
+        return None if used is None else self.remaining_recovery(account_id)
+
+    def remaining_recovery(self, account_id: UUID) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM auth_mfa_recovery WHERE account_id = %s "
+                               "AND used_at IS NULL", (account_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def remove(self, account_id: UUID) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM auth_mfa_recovery WHERE account_id = %s", (account_id,))
+            conn.execute("DELETE FROM auth_mfa WHERE account_id = %s", (account_id,))
+            conn.execute("DELETE FROM auth_secrets WHERE owner = %s AND kind = %s",
+                         (account_id, TOTP_SECRET))

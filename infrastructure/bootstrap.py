@@ -47,6 +47,7 @@ from application.processes import (
 )
 from application.quizzes import QuizCommands
 from application.signin import ProviderSignIn
+from application.twofactor import TwoFactorCommands
 from application.workspaces import TrackImage, WorkspaceCommands, WorkspacePolicy
 from infrastructure import (
     authstore,
@@ -76,6 +77,7 @@ from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
 from infrastructure.settings import MissingSecrets, Settings
 from infrastructure.stripe_gateway import StripeGateway
+from infrastructure.totp import PyOtpAuthenticator
 from infrastructure.webhooks import WebhookInbox
 from projections.analytics import EventStream, Pseudonymiser
 from projections.base import ReadModelProjection
@@ -150,6 +152,7 @@ class Container:
     accounts: AccountCommands
     auth: AuthCommands
     sign_in: ProviderSignIn
+    two_factor: TwoFactorCommands
     curriculum: CurriculumCommands
     files: LocalFileStore
     users: UsersView
@@ -361,13 +364,16 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
                          settings.login_max_per_ip, settings.login_ip_window_seconds)
 
     accounts = AccountCommands(store, credentials, hasher, sessions, settings.trainer_capacity)
-    auth = AuthCommands(store, credentials, hasher, sessions, tokens, one_time,
-                        RedisRateLimiter(redis, settings.redis_namespace), clock, limits)
+    limiter = RedisRateLimiter(redis, settings.redis_namespace)
+    auth = AuthCommands(store, credentials, hasher, sessions, tokens, one_time, limiter, clock,
+                        limits, frozenset(settings.mfa_required_roles))
     public_url = settings.resolved_public_url()
     quizzes = QuizCommands(store, clock, LogAttemptIndex(store))
     payments = PaymentCommands(store, gateway, settings.track_prices, settings.currency)
     secrets_vault = vault.EncryptedVault(
         pool, keys.fernet_key(settings.credentials_key, settings.data_dir))
+    two_factor = TwoFactorCommands(store, auth, authstore.PostgresTwoFactor(pool, secrets_vault),
+                                   PyOtpAuthenticator(), limiter, clock)
     workspaces = WorkspaceCommands(store, runtime, secrets_vault, clock,
                                    _workspace_policy(settings), access)
     github_commands = GitHubCommands(store, code_host, secrets_vault, one_time, tokens,
@@ -395,6 +401,7 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
     return Container(
         settings=settings, env=env, store=store, pool=pool, redis=redis, tokens=tokens,
         sessions=sessions, accounts=accounts, auth=auth, sign_in=sign_in,
+        two_factor=two_factor,
         curriculum=curriculum, files=files,
         users=views[UsersProjection], catalog=views[CatalogProjection],
         progress=views[ProgressProjection], submissions=views[SubmissionsProjection],

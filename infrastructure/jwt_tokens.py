@@ -23,11 +23,15 @@ VERIFIED_TOKENS = 4096
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "typ", "sid"]
 
 
+ENROL_ONLY = "mfa-enrolment"
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     account_id: UUID
     role: str
     session_id: UUID
+    enrol_only: bool = False
 
 
 class JwtTokens:
@@ -54,12 +58,15 @@ class JwtTokens:
     def new_jti(self) -> str:
         return secrets.token_urlsafe(16)
 
-    def issue(self, account_id: UUID, role: str, session_id: UUID, refresh_jti: str) -> TokenPair:
+    def issue(self, account_id: UUID, role: str, session_id: UUID, refresh_jti: str,
+              enrol_only: bool = False) -> TokenPair:
         now = int(time.time())
         common = {"sub": str(account_id), "sid": str(session_id), "iss": self._issuer,
                   "aud": self._audience, "iat": now}
         access = {**common, "typ": ACCESS, "role": role, "jti": self.new_jti(),
                   "exp": now + self._access_ttl}
+        if enrol_only:
+            access["scope"] = ENROL_ONLY
         refresh = {**common, "typ": REFRESH, "jti": refresh_jti, "exp": now + self._refresh_ttl}
         return TokenPair(
             access=jwt.encode(access, self._secret, algorithm=ALGORITHM),
@@ -91,7 +98,8 @@ class JwtTokens:
         claims = self._decode(token, ACCESS)
         try:
             return (AccessClaims(UUID(str(claims["sub"])), str(claims["role"]),
-                                 UUID(str(claims["sid"]))), int(str(claims["exp"])))
+                                 UUID(str(claims["sid"])), claims.get("scope") == ENROL_ONLY),
+                    int(str(claims["exp"])))
         except (KeyError, ValueError):
             raise Unauthenticated("Token is invalid", code="TOKEN_INVALID") from None
 

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.roles import Role
+
 # The curriculum and the question bank ship inside the package, so an installed copy (a
 # wheel, the image) finds them wherever it runs from.
 CONTENT = Path(str(resources.files("infrastructure").joinpath("content")))
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
     login_account_window_seconds: int = 900
     login_max_per_ip: int = 30
     login_ip_window_seconds: int = 60
+    # Roles that must use two-factor sign-in; until enrolled they may only enrol.
+    mfa_required_roles: list[Role] = [Role.ADMIN, Role.SUPERADMIN]
 
     trainer_capacity: int = Field(default=20, ge=1)
     max_body_bytes: int = 1024 * 1024

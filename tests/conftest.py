@@ -181,6 +181,9 @@ def make_settings(database_url: str, smtp_port: int, tmp: Path, **overrides: Any
         "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "data_dir": tmp,
         "redis_namespace": f"apranova-test-{uuid.uuid4().hex[:8]}",
         "login_max_per_ip": 100_000, "login_max_per_account": 1_000, "pool_size": 12,
+        # Administrators sign in with a password alone here; tests/integration/
+        # test_two_factor.py runs with the default (administrators must enrol).
+        "mfa_required_roles": [],
     }
     values.update(overrides)
     return Settings(**values)

@@ -25,6 +25,7 @@ from interfaces.http.routers import (
     events,
     github,
     health,
+    mfa,
     oauth,
     payments,
     quizzes,
@@ -104,8 +105,8 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     # 10 us per route tried (measured: 670 us to pass all 69), a route of the app's own
     # list about 2.5 us. The routers' routes already carry their prefixes and tags, so
     # they join the app's list directly, the ones students hit most first.
-    for module in (quizzes, curriculum, users, auth, oauth, workspaces, payments, github,
-                   events, audit, health):
+    for module in (quizzes, curriculum, users, auth, mfa, oauth, workspaces, payments,
+                   github, events, audit, health):
         app.router.routes.extend(module.router.routes)
     app.add_middleware(Idempotency, records=container.idempotency,
                        subject=bearer_subject(container.tokens, container.sessions),

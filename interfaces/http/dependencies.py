@@ -25,6 +25,7 @@ from application.github import GitHubCommands
 from application.payments import PaymentCommands
 from application.quizzes import QuizCommands
 from application.signin import ProviderSignIn
+from application.twofactor import TwoFactorCommands
 from application.workspaces import WorkspaceCommands
 from domain.errors import Forbidden
 from domain.roles import Role
@@ -89,6 +90,10 @@ async def provider_sign_in(request: Request) -> ProviderSignIn:
     return _container(request).sign_in
 
 
+async def two_factor_commands(request: Request) -> TwoFactorCommands:
+    return _container(request).two_factor
+
+
 AccountCommandsDep = Annotated[AccountCommands, Depends(account_commands)]
 AuthCommandsDep = Annotated[AuthCommands, Depends(auth_commands)]
 CurriculumCommandsDep = Annotated[CurriculumCommands, Depends(curriculum_commands)]
@@ -97,6 +102,7 @@ PaymentCommandsDep = Annotated[PaymentCommands, Depends(payment_commands)]
 GitHubCommandsDep = Annotated[GitHubCommands, Depends(github_commands)]
 WorkspaceCommandsDep = Annotated[WorkspaceCommands, Depends(workspace_commands)]
 ProviderSignInDep = Annotated[ProviderSignIn, Depends(provider_sign_in)]
+TwoFactorCommandsDep = Annotated[TwoFactorCommands, Depends(two_factor_commands)]
 
 
 # -- read models and queries -----------------------------------------------------------------
@@ -251,8 +257,14 @@ class Principal:
 # Commands a read-only role may still give: about its own session and sign-in only.
 OWN_SESSION_COMMANDS = frozenset({("POST", "/api/auth/logout/"),
                                   ("POST", "/api/auth/oauth/complete/"),
+                                  ("POST", "/api/auth/mfa/enrol/"),
+                                  ("POST", "/api/auth/mfa/enrol/confirm/"),
+                                  ("POST", "/api/auth/mfa/disable/"),
                                   ("DELETE", "/api/auth/oauth/identities/{provider}/")})
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# All an account that must use two-factor sign-in may do before it has enrolled.
+ENROLMENT = frozenset({("GET", "/api/auth/mfa/"), ("POST", "/api/auth/mfa/enrol/"),
+                       ("POST", "/api/auth/mfa/enrol/confirm/"), ("POST", "/api/auth/logout/")})
 
 
 async def principal(
@@ -275,6 +287,9 @@ async def principal(
     actor = Actor(claims.account_id, role)
     request.state.principal_id = str(claims.account_id)  # for the access log line
     route = request.scope.get("route")
+    if claims.enrol_only and (request.method, getattr(route, "path", "")) not in ENROLMENT:
+        raise Forbidden("Turn on two-factor sign-in first (/api/auth/mfa/enrol/)",
+                        code="MFA_ENROLMENT_REQUIRED")
     if request.method not in READS and (
             request.method, getattr(route, "path", "")) not in OWN_SESSION_COMMANDS:
         require_may_change(actor)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from tests.conftest import (
@@ -72,7 +73,15 @@ def test_the_wheel_serves_from_anywhere_and_generates_offline(tmp_path: Path) ->
             with httpx.Client(base_url=url, timeout=30) as c:
                 access = c.post("/api/auth/login/", json={
                     "email": email, "password": PASSWORD}).json()["access"]
+                # A superadmin must turn on two-factor sign-in before anything else.
                 auth = {"Authorization": f"Bearer {access}"}
+                refused = c.get("/api/curriculum/tracks/", headers=auth)
+                assert refused.json()["error"]["code"] == "MFA_ENROLMENT_REQUIRED"
+                secret = c.post("/api/auth/mfa/enrol/", headers=auth).json()["secret"]
+                enrolled = c.post("/api/auth/mfa/enrol/confirm/", headers=auth,
+                                  json={"code": pyotp.TOTP(secret).now()})
+                assert enrolled.status_code == 200, enrolled.text
+                auth = {"Authorization": f"Bearer {enrolled.json()['access']}"}
                 tracks = c.get("/api/curriculum/tracks/", headers=auth).json()
                 assert {t["code"] for t in tracks} == {"DP", "FSD"}
                 r = c.post("/api/quiz/quizzes/generate/", headers=auth, json={

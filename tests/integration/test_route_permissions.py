@@ -181,6 +181,14 @@ CALLS: dict[str, Call] = {
     "POST /api/auth/password/reset/confirm/": fixed("/api/auth/password/reset/confirm/", {
         "token": "not-a-key", "new_password": "another fine password"}),
     "GET /api/auth/verify-email/{key}/": fixed("/api/auth/verify-email/not-a-key/"),
+    # Enrolling is every account's own business; the made-up code and challenge are wrong.
+    "GET /api/auth/mfa/": fixed("/api/auth/mfa/"),
+    "POST /api/auth/mfa/enrol/": fixed("/api/auth/mfa/enrol/"),
+    "POST /api/auth/mfa/enrol/confirm/": fixed("/api/auth/mfa/enrol/confirm/",
+                                               {"code": "000000"}),
+    "POST /api/auth/mfa/verify/": fixed("/api/auth/mfa/verify/",
+                                        {"challenge": "not-a-challenge", "code": "000000"}),
+    "POST /api/auth/mfa/disable/": fixed("/api/auth/mfa/disable/", {"code": "000000"}),
     # No provider is configured on this server: sign-in routes say so; nothing is linked.
     "GET /api/auth/oauth/": fixed("/api/auth/oauth/"),
     "GET /api/auth/oauth/identities/": fixed("/api/auth/oauth/identities/"),
@@ -285,6 +293,11 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     'POST /api/auth/password/reset/confirm/':
         (410, 410, 410, 410, 410, 410, 410, 410, 410, 410),
     'GET /api/auth/verify-email/{key}/': (410, 410, 410, 410, 410, 410, 410, 410, 410, 410),
+    'GET /api/auth/mfa/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    'POST /api/auth/mfa/enrol/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    'POST /api/auth/mfa/enrol/confirm/': (401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    'POST /api/auth/mfa/verify/': (401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    'POST /api/auth/mfa/disable/': (401, 409, 409, 409, 409, 409, 409, 409, 409, 409),
     'GET /api/auth/oauth/': (200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     'GET /api/auth/oauth/identities/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     'GET /api/auth/oauth/{provider}/login/':

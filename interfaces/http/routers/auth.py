@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Path, Request, Response, status
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from application.auth import LoggedIn
+from application.auth import Challenge, LoggedIn, SignedIn
 from domain.roles import Track
 from interfaces.http.dependencies import AccountCommandsDep, AuthCommandsDep, PrincipalDep
 from interfaces.http.routing import Router
@@ -90,6 +90,19 @@ def register(body: RegisterIn, auth: AuthCommandsDep, accounts: AccountCommandsD
     )
 
 
+class ChallengeOut(BaseModel):
+    mfa_required: Literal[True] = True
+    challenge: str = Field(description="POST it with a code to /api/auth/mfa/verify/")
+    expires_in: int
+    detail: str = "Enter the code from your authenticator app (or a recovery code)."
+
+
+def signed_in_out(result: SignedIn) -> LoginOut | ChallengeOut:
+    if isinstance(result, Challenge):
+        return ChallengeOut(challenge=result.token, expires_in=result.expires_in)
+    return login_out(result)
+
+
 def login_out(result: LoggedIn) -> LoginOut:
     u = result.user
     return LoginOut(
@@ -98,9 +111,10 @@ def login_out(result: LoggedIn) -> LoginOut:
     )
 
 
-@router.post("/login/", response_model=LoginOut)
-def login(body: LoginIn, auth: AuthCommandsDep, request: Request) -> LoginOut:
-    return login_out(auth.login(body.email, body.password, client_ip(request)))
+@router.post("/login/", response_model=LoginOut | ChallengeOut)
+def login(body: LoginIn, auth: AuthCommandsDep, request: Request) -> LoginOut | ChallengeOut:
+    """The token pair; for an account with two-factor sign-in, a challenge instead."""
+    return signed_in_out(auth.login(body.email, body.password, client_ip(request)))
 
 
 @router.post("/token/refresh/", response_model=TokensOut)

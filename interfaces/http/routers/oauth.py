@@ -16,7 +16,12 @@ from interfaces.http.dependencies import (
     PrincipalDep,
     ProviderSignInDep,
 )
-from interfaces.http.routers.auth import LoginOut, client_ip, login_out
+from interfaces.http.routers.auth import (
+    ChallengeOut,
+    LoginOut,
+    client_ip,
+    signed_in_out,
+)
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, ErrorOut, Password
 
@@ -83,7 +88,7 @@ def login(request: Request, provider: Provider, sign_in: ProviderSignInDep,
     return response
 
 
-@router.get("/{provider}/callback/", response_model=LoginOut | PendingOut,
+@router.get("/{provider}/callback/", response_model=LoginOut | ChallengeOut | PendingOut,
             responses={202: {"model": PendingOut, "description": "One more step"},
                        303: {"description": "Back to `next` with the ticket in the fragment"},
                        401: {"model": ErrorOut, "description": "Bad state, denied or refused"}})
@@ -92,7 +97,7 @@ def callback(provider: Provider, sign_in: ProviderSignInDep, response: Response,
              code: Annotated[str | None, Query(max_length=2000)] = None,
              error: Annotated[str | None, Query(max_length=200)] = None,
              browser: Annotated[str | None, Cookie(alias=COOKIE, max_length=200)] = None,
-             ) -> LoginOut | PendingOut | Response:
+             ) -> LoginOut | ChallengeOut | PendingOut | Response:
     outcome = sign_in.complete(provider, browser, state, code, error)
     if outcome.next_url is not None:
         fragment = urlencode({"status": outcome.kind, "ticket": outcome.ticket or ""})
@@ -102,7 +107,7 @@ def callback(provider: Provider, sign_in: ProviderSignInDep, response: Response,
         return redirect
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     if outcome.logged_in is not None:
-        return login_out(outcome.logged_in)
+        return signed_in_out(outcome.logged_in)
     response.status_code = status.HTTP_202_ACCEPTED
     return _pending(outcome)
 
@@ -116,13 +121,13 @@ def _pending(outcome: Outcome) -> PendingOut:
 
 
 # The token is optional here: `{}` among the requirements says so.
-@router.post("/complete/", response_model=LoginOut,
+@router.post("/complete/", response_model=LoginOut | ChallengeOut,
              openapi_extra={"security": [{"HTTPBearer": []}, {}]})
 def complete(body: CompleteIn, request: Request, p: OptionalPrincipalDep,
-             sign_in: ProviderSignInDep) -> LoginOut:
+             sign_in: ProviderSignInDep) -> LoginOut | ChallengeOut:
     """Exchange a ticket for the token pair: a `signed_in` ticket as it is, a `link` one
     with the account's password or token, a `track` one with the track."""
-    return login_out(sign_in.redeem(body.ticket, actor=p.actor if p else None,
+    return signed_in_out(sign_in.redeem(body.ticket, actor=p.actor if p else None,
                                     password=body.password, track=body.track,
                                     client_ip=client_ip(request)))
 
