@@ -10,11 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import PASSWORD, free_port, unique_email
+from tests.local_http import JsonHandler, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +30,37 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def issuer() -> Iterator[str]:
+    """A local OpenID Provider's discovery document, as the Google issuer."""
+    found: dict[str, str] = {}
+
+    class Discovery(JsonHandler):
+        def do_GET(self) -> None:
+            self.reply(200, {"issuer": found["url"],
+                             "authorization_endpoint": f"{found['url']}/authorize",
+                             "token_endpoint": f"{found['url']}/token",
+                             "jwks_uri": f"{found['url']}/jwks"})
+
+    with serve(Discovery) as url:
+        found["url"] = url
+        yield url
+
+
+GITHUB_OAUTH = "http://127.0.0.1:9/github"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, issuer: str
+           ) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("embedded")
     port = free_port()
     log = (data_dir / "serve.log").open("w")
+    env = {**_clean_env(data_dir), "APRANOVA_GOOGLE_ISSUER": issuer,
+           "APRANOVA_GOOGLE_CLIENT_ID": "google-client", "APRANOVA_GOOGLE_CLIENT_SECRET": "g",
+           "APRANOVA_GITHUB_CLIENT_ID": "github-client", "APRANOVA_GITHUB_CLIENT_SECRET": "h",
+           "APRANOVA_GITHUB_OAUTH_BASE": GITHUB_OAUTH}
     process = subprocess.Popen([*APRANOVA, "serve", "--port", str(port)],
-                               env=_clean_env(data_dir), stdout=log, stderr=subprocess.STDOUT)
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:
@@ -90,6 +117,28 @@ def test_serve_prints_its_url_and_documents_the_api(served: tuple[str, Path]) ->
     assert httpx.get(f"{url}/docs").status_code == 200
     assert httpx.get(f"{url}/readyz").json()["checks"] == {
         "postgres": "ok", "redis": "ok", "read_models": "ok"}
+
+
+def test_sign_in_with_a_provider_redirects_as_a_browser_expects(
+        served: tuple[str, Path], issuer: str) -> None:
+    url, _ = served
+    with httpx.Client(base_url=url, timeout=30) as browser:
+        google = browser.get("/api/auth/oauth/google/login/", params={"track": "DP"})
+        assert google.status_code == 302, google.text
+        location = urlsplit(google.headers["location"])
+        query = {k: v[0] for k, v in parse_qs(location.query).items()}
+        assert f"{location.scheme}://{location.netloc}{location.path}" == f"{issuer}/authorize"
+        assert query["redirect_uri"] == f"{url}/api/auth/oauth/google/callback/"
+        assert query["code_challenge_method"] == "S256" and query["code_challenge"]
+        assert query["state"] and query["nonce"] and query["client_id"] == "google-client"
+        tampered = browser.get("/api/auth/oauth/google/callback/",
+                               params={"state": query["state"] + "x", "code": "c"})
+        assert (tampered.status_code, tampered.json()["error"]["code"]) == (
+            401, "INVALID_STATE")
+        github = browser.get("/api/auth/oauth/github/login/")
+        assert github.status_code == 302
+        assert github.headers["location"].startswith(f"{GITHUB_OAUTH}/login/oauth/authorize?")
+        assert parse_qs(urlsplit(github.headers["location"]).query)["state"][0]
 
 
 def test_register_login_refresh_logout_over_http(served: tuple[str, Path]) -> None:
