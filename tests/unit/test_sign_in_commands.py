@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from application.accounts import AccountCommands
-from application.auth import AuthCommands, LoginLimits, Unauthenticated
+from application.auth import AuthCommands, Challenge, LoginLimits, Unauthenticated
 from application.authorization import Actor
 from application.eventstore import EventStore
 from application.ports import (
@@ -22,7 +22,7 @@ from application.ports import (
     SignInTicket,
 )
 from application.signin import ProviderNotConfigured, ProviderSignIn, clean_name
-from domain.accounts import IdentityClaim
+from domain.accounts import Account, IdentityClaim
 from domain.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from domain.roles import Role, Track
 from domain.students import Student
@@ -371,3 +371,18 @@ def test_a_student_registered_by_provider_has_the_flows_track(world: World) -> N
     user = world.complete("c1", Track.FULL_STACK).logged_in
     assert user is not None
     assert world.store.load(Student, Student.id_for(user.user.id)).track is Track.FULL_STACK
+
+
+def test_an_account_with_two_factor_sign_in_gets_the_challenge_from_a_provider_too(
+        world: World) -> None:
+    owner = world.register()
+    account = world.store.load(Account, owner)
+    account.enrol_two_factor(actor_id=owner)
+    world.store.commit(account)
+    world.person("c1")
+    ticket = world.complete("c1").ticket
+    assert ticket is not None
+    world.sign_in.redeem(ticket, actor=None, password=PASSWORD, track=None, client_ip="ip")
+    world.person("c2")
+    outcome = world.complete("c2")
+    assert isinstance(outcome.logged_in, Challenge) and world.sessions.live == {}
