@@ -122,7 +122,9 @@ def _pending(outcome: Outcome) -> PendingOut:
 
 # The token is optional here: `{}` among the requirements says so.
 @router.post("/complete/", response_model=LoginOut | ChallengeOut,
-             openapi_extra={"security": [{"HTTPBearer": []}, {}]})
+             openapi_extra={"security": [{"HTTPBearer": []}, {}]},
+             responses={403: {"model": ErrorOut, "description": (
+                 "The account is deactivated, or not the one the token names")}})
 def complete(body: CompleteIn, request: Request, p: OptionalPrincipalDep,
              sign_in: ProviderSignInDep) -> LoginOut | ChallengeOut:
     """Exchange a ticket for the token pair: a `signed_in` ticket as it is, a `link` one
