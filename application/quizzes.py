@@ -21,9 +21,10 @@ from domain.quizzes import (
     Quiz,
     QuizSettings,
     overdue,
+    question_problems,
 )
 from domain.roles import Role, is_staff
-from domain.text import storable
+from domain.text import storable, storable_json
 
 GENERATION_TYPES = ("PROMPT", "WEB_SEARCH")
 
@@ -74,7 +75,7 @@ def with_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "id": q.get("id") or new_id("q"),
         "text": q["text"], "type": q["type"], "explanation": q.get("explanation", ""),
         "options": [{"id": o.get("id") or new_id("o"), "text": o["text"],
-                     "correct": bool(o["correct"])} for o in q["options"]],
+                     "correct": o["correct"] is True} for o in q["options"]],
     } for q in questions]
 
 
@@ -103,18 +104,16 @@ class QuizCommands:
         def command() -> int:
             quiz = self.store.load(Quiz, quiz_id, "Quiz")
             # What a generator says of itself (reasons, provenance) can hold anything;
-            # its questions are checked as a quiz's questions are.
-            if result is not None:
-                try:
-                    quiz.record_generated(with_ids(shuffled_options(result.questions)),
-                                          storable(result.provenance))
-                except Invalid as error:
-                    problems = "; ".join(error.details.get("problems", [])) or error.message
-                    quiz.record_failure(f"generated questions were invalid: {problems}",
-                                        storable(result.provenance))
-            else:
+            # its questions are checked, whatever their shape, before anything reads them.
+            if result is None:
                 quiz.record_failure(storable(failure or "generation failed"),
-                                    storable(provenance))
+                                    storable_json(provenance))
+            elif problems := question_problems(result.questions, quiz.num_questions):
+                reason = "generated questions were invalid: " + "; ".join(problems)
+                quiz.record_failure(storable(reason), storable_json(result.provenance))
+            else:
+                quiz.record_generated(with_ids(shuffled_options(result.questions)),
+                                      storable_json(result.provenance))
             return self.store.commit(quiz)
 
         return retry_on_conflict(command)

@@ -26,6 +26,8 @@ from domain.text import first_problem
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 MIN_OPTIONS, MAX_OPTIONS = 2, 6
 NEAR_DUPLICATE = 0.9
+# Of a question, an option or an explanation; what the authoring API also allows.
+MAX_TEXT = 2000
 # Seconds allowed past the time limit for the last save to arrive.
 GRACE_SECONDS = 5
 
@@ -85,41 +87,75 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
 
 
+def _near_duplicate(a: str, b: str) -> bool:
+    # The cheap upper bounds first: ratio() is quadratic in the texts' length.
+    matcher = SequenceMatcher(None, a, b)
+    return (matcher.real_quick_ratio() >= NEAR_DUPLICATE
+            and matcher.quick_ratio() >= NEAR_DUPLICATE
+            and matcher.ratio() >= NEAR_DUPLICATE)
+
+
+def _option_problems(n: int, kind: object, options: object) -> list[str]:
+    if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+        return [f"question {n} needs a list of options, each with text and correct"]
+    problems = []
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        problems.append(f"question {n} needs {MIN_OPTIONS} to {MAX_OPTIONS} options")
+    if not all(isinstance(o.get("text"), str) and len(o["text"]) <= MAX_TEXT
+               for o in options):
+        problems.append(f"question {n} has an option whose text is not text of at most "
+                        f"{MAX_TEXT} characters")
+    # Options keep their punctuation: "==" and "===" are different answers.
+    texts = [" ".join(str(o.get("text", "")).lower().split()) for o in options]
+    if len(set(texts)) != len(texts) or not all(texts):
+        problems.append(f"question {n} has empty or duplicate options")
+    if not all(isinstance(o.get("correct"), bool) for o in options):
+        problems.append(f"question {n} has an option whose correct is not true or false")
+    correct = sum(1 for o in options if o.get("correct") is True)
+    if kind == SINGLE and correct != 1:
+        problems.append(f"question {n} is SINGLE and needs exactly one correct option")
+    if kind == MULTIPLE and not 2 <= correct < len(options):
+        problems.append(f"question {n} is MULTIPLE and needs at least two correct options "
+                        "and one incorrect")
+    return problems
+
+
 def question_problems(questions: list[dict[str, Any]], expected: int | None) -> list[str]:
-    """Everything wrong with a question list, as sentences (also fed back to generators)."""
+    """Everything wrong with a question list, as sentences (also fed back to generators).
+    Generator output can be of any shape, so nothing here assumes one."""
     problems: list[str] = []
+    if not isinstance(questions, list):
+        return ["the questions are not a list"]
     if expected is not None and len(questions) != expected:
         problems.append(f"expected {expected} questions, got {len(questions)}")
     if not MIN_QUESTIONS <= len(questions) <= MAX_QUESTIONS:
-        problems.append(f"a quiz has {MIN_QUESTIONS} to {MAX_QUESTIONS} questions")
+        # Past the bound, checking each question would only cost time and words.
+        return [*problems, f"a quiz has {MIN_QUESTIONS} to {MAX_QUESTIONS} questions"]
     seen: list[str] = []
     for n, q in enumerate(questions, 1):
-        text, options, kind = q.get("text", ""), q.get("options", []), q.get("type")
+        if not isinstance(q, dict):
+            problems.append(f"question {n} is not an object")
+            continue
+        text, kind = q.get("text", ""), q.get("type")
         if not isinstance(text, str) or not text.strip():
             problems.append(f"question {n} has no text")
             continue
+        if len(text) > MAX_TEXT:
+            problems.append(f"question {n} is longer than {MAX_TEXT} characters")
+            continue
         if kind not in (SINGLE, MULTIPLE):
             problems.append(f"question {n} must be SINGLE or MULTIPLE")
-        if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-            problems.append(f"question {n} needs {MIN_OPTIONS} to {MAX_OPTIONS} options")
-        # Options keep their punctuation: "==" and "===" are different answers.
-        texts = [" ".join(str(o.get("text", "")).lower().split()) for o in options]
-        if len(set(texts)) != len(texts) or not all(texts):
-            problems.append(f"question {n} has empty or duplicate options")
-        correct = sum(1 for o in options if o.get("correct") is True)
-        if kind == SINGLE and correct != 1:
-            problems.append(f"question {n} is SINGLE and needs exactly one correct option")
-        if kind == MULTIPLE and not 2 <= correct < len(options):
-            problems.append(f"question {n} is MULTIPLE and needs at least two correct options "
-                            "and one incorrect")
+        explanation = q.get("explanation", "")
+        if not isinstance(explanation, str) or len(explanation) > MAX_TEXT:
+            problems.append(f"question {n} has an explanation that is not text of at most "
+                            f"{MAX_TEXT} characters")
+        problems += _option_problems(n, kind, q.get("options", []))
         if found := first_problem(q):
             problems.append(f"question {n} holds text that cannot be stored "
                             f"({found[0]}: {found[1]})")
         normal = _normal(text)
-        for other in seen:
-            if SequenceMatcher(None, normal, other).ratio() >= NEAR_DUPLICATE:
-                problems.append(f"question {n} repeats an earlier question")
-                break
+        if any(_near_duplicate(normal, other) for other in seen):
+            problems.append(f"question {n} repeats an earlier question")
         seen.append(normal)
     return problems
 

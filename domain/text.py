@@ -9,6 +9,7 @@ checked before it becomes an event, and readers replace what slipped through ear
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
@@ -19,6 +20,9 @@ from domain.errors import Invalid
 # NUL and the surrogate block: the characters PostgreSQL text and JSONB cannot hold.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+# How deep and how long a foreign value is kept as it is (see storable_json).
+MAX_JSON_DEPTH, MAX_REPR = 16, 2000
+TOO_DEEP = "(nested too deep)"
 
 
 def problem(text: str) -> str | None:
@@ -83,3 +87,26 @@ def storable(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(storable(v) for v in value)
     return value
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """Any value as JSON the log can keep: what a third party says of itself (a
+    generator's provenance) can hold sets, bytes or objects that no transcoder knows,
+    and nesting without end; such parts become text."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        if depth >= MAX_JSON_DEPTH:
+            return TOO_DEEP
+        if isinstance(value, Mapping):
+            return {storable(str(k)[:MAX_REPR]): storable_json(v, depth + 1)
+                    for k, v in value.items()}
+        items = [storable_json(v, depth + 1) for v in value]
+        return items if isinstance(value, list | tuple) else sorted(items, key=repr)
+    if isinstance(value, bytes):
+        return storable(value.decode("utf-8", "replace"))
+    return storable(repr(value)[:MAX_REPR])

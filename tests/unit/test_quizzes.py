@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -52,10 +53,28 @@ def test_valid_questions_have_no_problems() -> None:
     ([q("What does the SELECT statement do?"), q("What does the SELECT statement do")],
      None, "repeats"),
     ([], None, "1 to 50"),
+    ([q("Long?") | {"text": "Why " + "so " * 700 + "long?"}], None, "longer than 2000"),
+    ([q("Long explanation?") | {"explanation": "x" * 2001}], None, "an explanation"),
+    ([{**q("Correct as text?"), "options": [{"text": "A", "correct": "true"},
+                                            {"text": "B", "correct": False}]}],
+     None, "not true or false"),
+    ([{**q("Option text a number?"), "options": [{"text": 1, "correct": True},
+                                                 {"text": "B", "correct": False}]}],
+     None, "option whose text"),
+    (["Not an object"], None, "question 1 is not an object"),
 ])
 def test_question_problems(questions: list[dict[str, Any]], expected: int | None,
                            fragment: str) -> None:
     assert any(fragment in p for p in question_problems(questions, expected))
+
+
+def test_near_duplicates_of_full_length_texts_are_found_and_distinct_ones_pass() -> None:
+    long = "Which clause of the statement filters the rows " + "and " * 480 + "why?"
+    assert any("repeats" in p for p in question_problems([q(long), q(long + "!")], None))
+    letters = random.Random(7)
+    distinct = [q("".join(chr(0x4E00 + letters.randrange(5000)) for _ in range(1900)))
+                for _ in range(10)]
+    assert question_problems(distinct, None) == []
 
 
 def published_quiz(**settings: Any) -> Quiz:

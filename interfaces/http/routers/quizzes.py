@@ -15,6 +15,7 @@ from domain.grading import GradingMethod, combine
 from domain.quizzes import (
     MAX_OPTIONS,
     MAX_QUESTIONS,
+    MAX_TEXT,
     SUBMITTED,
     Layout,
     ShowAnswers,
@@ -42,7 +43,7 @@ router = Router(prefix="/api/quiz", tags=["quizzes"])
 
 Position = Annotated[int | None, Depends(read_position)]
 Pages = Annotated[PageParams, Depends(page_params)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 ShortId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,20}$")]
 
 
@@ -64,7 +65,7 @@ class QuestionIn(Body):
     id: ShortId | None = None
     text: Text
     type: Literal["SINGLE", "MULTIPLE"]
-    explanation: Annotated[str, StringConstraints(max_length=2000)] = ""
+    explanation: Annotated[str, StringConstraints(max_length=MAX_TEXT)] = ""
     options: list[OptionIn] = Field(min_length=1, max_length=MAX_OPTIONS + 4)
 
 
