@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
+from werkzeug import Request, Response
 
 from domain.roles import Role
 from infrastructure.background import Background
@@ -29,7 +30,7 @@ from infrastructure.bootstrap import Container, build
 from infrastructure.embedded import start_embedded
 from infrastructure.settings import Settings
 from interfaces.http.app import create_app, server_options
-from tests.local_http import JsonHandler, serve
+from tests.local_http import reply, serve
 
 ADMIN_URL = os.environ.get("APRANOVA_TEST_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -164,12 +165,11 @@ class Receiver:
 def slack() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
-    class Handler(JsonHandler):
-        def do_POST(self) -> None:
-            receiver.posts.append(json.loads(self.body()))
-            self.reply(200, "ok")
+    def answer(request: Request) -> Response:
+        receiver.posts.append(json.loads(request.get_data()))
+        return reply(200, "ok")
 
-    with serve(Handler) as url:
+    with serve("POST", answer) as url:
         receiver.url = f"{url}/services/T000/B000/XXXX"
         yield receiver
 

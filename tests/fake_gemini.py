@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.local_http import JsonHandler, serve
+from werkzeug import Request, Response
+
+from tests.local_http import reply, serve
 
 SUBJECTS = ["filters rows before grouping", "sorts the result set", "limits returned rows",
             "removes duplicate rows", "groups rows for aggregation", "filters groups",
@@ -47,15 +49,13 @@ class FakeGemini:
 def fake_gemini() -> Iterator[FakeGemini]:
     fake = FakeGemini()
 
-    class Handler(JsonHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.body())
-            fake.requests.append(body)
-            fake.paths.append(self.path)
-            index = min(len(fake.requests), len(fake.script)) - 1
-            status, payload = fake.script[index]
-            self.reply(status, payload)
+    def answer(request: Request) -> Response:
+        fake.requests.append(json.loads(request.get_data()))
+        fake.paths.append(request.path)
+        index = min(len(fake.requests), len(fake.script)) - 1
+        status, payload = fake.script[index]
+        return reply(status, payload)
 
-    with serve(Handler) as url:
+    with serve("POST", answer) as url:
         fake.url = url
         yield fake

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import stripe
+from werkzeug import Request, Response
 
-from tests.local_http import JsonHandler, serve
+from tests.local_http import reply, serve
 
 WEBHOOK_SECRET = "whsec_test_" + "k" * 24
 
@@ -50,32 +51,29 @@ def fake_stripe() -> Iterator[FakeStripe]:
     fake = FakeStripe()
     lock = threading.Lock()
 
-    class Handler(JsonHandler):
-        def do_POST(self) -> None:
-            raw = self.body().decode()
-            params = dict(parse_qsl(raw))
-            key = self.headers.get("Idempotency-Key")
-            with lock:
-                fake.calls.append((self.path, params, key))
-                if key and key in fake.by_key:
-                    body = fake.by_key[key]
-                elif self.path == "/v1/payment_intents":
-                    intent = f"pi_{secrets.token_hex(8)}"
-                    body = {"id": intent, "object": "payment_intent",
-                            "client_secret": f"{intent}_secret_{secrets.token_hex(6)}",
-                            "amount": int(params["amount"]), "currency": params["currency"],
-                            "status": "requires_payment_method", "metadata": {}}
-                elif self.path == "/v1/refunds":
-                    body = {"id": f"re_{secrets.token_hex(8)}", "object": "refund",
-                            "payment_intent": params.get("payment_intent"),
-                            "status": "succeeded"}
-                else:
-                    self.reply(404, {"error": {"message": "unknown path"}})
-                    return
-                if key:
-                    fake.by_key[key] = body
-            self.reply(200, body, {"Request-Id": f"req_{secrets.token_hex(6)}"})
+    def answer(request: Request) -> Response:
+        params = dict(parse_qsl(request.get_data(as_text=True)))
+        key = request.headers.get("Idempotency-Key")
+        with lock:
+            fake.calls.append((request.path, params, key))
+            if key and key in fake.by_key:
+                body = fake.by_key[key]
+            elif request.path == "/v1/payment_intents":
+                intent = f"pi_{secrets.token_hex(8)}"
+                body = {"id": intent, "object": "payment_intent",
+                        "client_secret": f"{intent}_secret_{secrets.token_hex(6)}",
+                        "amount": int(params["amount"]), "currency": params["currency"],
+                        "status": "requires_payment_method", "metadata": {}}
+            elif request.path == "/v1/refunds":
+                body = {"id": f"re_{secrets.token_hex(8)}", "object": "refund",
+                        "payment_intent": params.get("payment_intent"),
+                        "status": "succeeded"}
+            else:
+                return reply(404, {"error": {"message": "unknown path"}})
+            if key:
+                fake.by_key[key] = body
+        return reply(200, body, {"Request-Id": f"req_{secrets.token_hex(6)}"})
 
-    with serve(Handler) as url:
+    with serve("POST", answer) as url:
         fake.url = url
         yield fake

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from werkzeug import Request, Response
 
 from tests.conftest import PASSWORD, free_port, unique_email
-from tests.local_http import JsonHandler, serve
+from tests.local_http import reply, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +35,13 @@ def issuer() -> Iterator[str]:
     """A local OpenID Provider's discovery document, as the Google issuer."""
     found: dict[str, str] = {}
 
-    class Discovery(JsonHandler):
-        def do_GET(self) -> None:
-            self.reply(200, {"issuer": found["url"],
-                             "authorization_endpoint": f"{found['url']}/authorize",
-                             "token_endpoint": f"{found['url']}/token",
-                             "jwks_uri": f"{found['url']}/jwks"})
+    def discovery(request: Request) -> Response:
+        return reply(200, {"issuer": found["url"],
+                           "authorization_endpoint": f"{found['url']}/authorize",
+                           "token_endpoint": f"{found['url']}/token",
+                           "jwks_uri": f"{found['url']}/jwks"})
 
-    with serve(Discovery) as url:
+    with serve("GET", discovery) as url:
         found["url"] = url
         yield url
 
