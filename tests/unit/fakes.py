@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from application.eventstore import EventStore
+from application.ports import Email
 
 
 @contextmanager
@@ -25,8 +26,11 @@ def event_names(store: EventStore, aggregate_id: UUID) -> list[str]:
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
+    """Stands still until a test moves `at`; events carry the real time, so by default
+    it starts from it."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.at = at or datetime.now(UTC)
 
     def now(self) -> datetime:
         return self.at
@@ -118,3 +122,24 @@ class Limiter:
 
     def reset(self, key: str) -> None:
         self.hits.pop(key, None)
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.sent: list[Email] = []
+
+    def send(self, message: Email) -> None:
+        self.sent.append(message)
+
+    def subjects(self, to: str) -> list[str]:
+        return [m.subject for m in self.sent if m.to == to]
+
+
+class Attempts:
+    """The attempt index of quizzes: a test says which attempts a quiz has."""
+
+    def __init__(self) -> None:
+        self.started: dict[UUID, list[UUID]] = {}
+
+    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
+        return self.started.get(quiz_id, [])

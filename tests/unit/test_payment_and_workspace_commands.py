@@ -4,7 +4,7 @@ gateway and the engine: given events, when a command, then the events recorded."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,6 +19,7 @@ from domain.errors import Forbidden
 from domain.roles import Role
 from domain.students import Student
 from domain.workspaces import Workspace
+from tests.unit.fakes import Clock
 
 STUDENT = Actor(uuid4(), Role.STUDENT)
 ADMIN = Actor(uuid4(), Role.ADMIN)
@@ -35,14 +36,6 @@ class Gateway:
     def refund(self, intent_id: str, idempotency_key: str) -> str:
         self.refunds.append(intent_id)
         return f"re_{uuid4().hex}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)  # events carry the real time; the clock moves from it
-
-    def now(self) -> datetime:
-        return self.at
 
 
 class Engine:

@@ -55,10 +55,12 @@ from domain.submissions import Submission
 from domain.workspaces import Workspace
 from infrastructure.jwt_tokens import JwtTokens
 from tests.unit.fakes import (
+    Attempts,
     Clock,
     Credentials,
     Hasher,
     Limiter,
+    Mailbox,
     OneTime,
     Sessions,
     event_names,
@@ -71,14 +73,6 @@ from tests.unit.test_workspace_commands import POLICY, Engine
 
 PASSWORD = "correct horse battery staple"
 URL = "https://lms.example"
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.sent: list[Email] = []
-
-    def send(self, message: Email) -> None:
-        self.sent.append(message)
 
 
 class Chat:
@@ -100,11 +94,6 @@ class Gateway:
     def refund(self, intent_id: str, idempotency_key: str) -> str:
         self.refunds.append((intent_id, idempotency_key))
         return f"re_{len(self.refunds)}"
-
-
-class NoAttempts:
-    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
-        return []
 
 
 def handle(policies: list[Policy], name: str, event: Any) -> None:
@@ -172,7 +161,7 @@ def world() -> Iterator[World]:
 def test_every_policy_has_its_own_name_and_topics_that_resolve_to_its_events(
         world: World) -> None:
     store = world.store
-    quizzes = QuizCommands(store, Clock(), NoAttempts())
+    quizzes = QuizCommands(store, Clock(), Attempts())
     payments = PaymentCommands(store, Gateway(), {"DP": 100, "FSD": 200}, "eur")
     auth = AuthCommands(store, Credentials(), Hasher(), Sessions(),
                         JwtTokens("unit-" + "s" * 40, "apranova", "apranova-api", 900, 3600),
@@ -416,7 +405,7 @@ TRAINER = Actor(uuid4(), Role.TRAINER)
 
 @pytest.fixture
 def quizzes(world: World) -> QuizCommands:
-    return QuizCommands(world.store, Clock(), NoAttempts())
+    return QuizCommands(world.store, Clock(), Attempts())
 
 
 def _generate(store: EventStore, quizzes: QuizCommands, generator: Generator,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -13,26 +13,24 @@ from application.accounts import AccountCommands
 from application.authorization import Actor
 from application.eventstore import EventStore
 from application.payments import PaymentCommands
-from application.ports import Email, GeneratedQuestions, GenerationError, PaymentIntent
+from application.ports import GeneratedQuestions, GenerationError, PaymentIntent
 from application.processes import MailPolicies, PaymentPolicies, Policy, QuizPolicies
 from application.quizzes import QuizCommands
 from domain.quizzes import Quiz
 from domain.roles import Role, Track
 from domain.students import Student
-from tests.unit.fakes import Clock, Credentials, Hasher, OneTime, Sessions, in_memory_store
+from tests.unit.fakes import (
+    Attempts,
+    Clock,
+    Credentials,
+    Hasher,
+    Mailbox,
+    OneTime,
+    Sessions,
+    in_memory_store,
+)
 
 PASSWORD = "correct horse battery staple"
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.sent: list[Email] = []
-
-    def send(self, message: Email) -> None:
-        self.sent.append(message)
-
-    def subjects(self, to: str) -> list[str]:
-        return [m.subject for m in self.sent if m.to == to]
 
 
 class Chat:
@@ -53,11 +51,6 @@ def deliver(store: EventStore, policies: list[Policy], after: int = 0) -> int:
                 policy.handle(event)
         last = notification.id
     return last
-
-
-class NoAttempts:
-    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
-        return []
 
 
 @pytest.fixture
@@ -110,7 +103,7 @@ def test_a_payment_opens_the_track_and_is_announced(store: EventStore) -> None:
 
 
 def test_generation_records_questions_or_the_reason_it_failed(store: EventStore) -> None:
-    quizzes = QuizCommands(store, Clock(), NoAttempts())
+    quizzes = QuizCommands(store, Clock(), Attempts())
     trainer = Actor(uuid4(), Role.TRAINER)
     good = quizzes.request(trainer, "Joins", "SQL joins", "PROMPT", 1, "DP").id
     question = {"text": "Which join keeps every left row?", "type": "SINGLE",

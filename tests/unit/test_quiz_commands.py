@@ -17,29 +17,12 @@ from application.quizzes import QuizCommands
 from domain.errors import Conflict, Forbidden, NotFound
 from domain.quizzes import Attempt, Quiz
 from domain.roles import Role
+from tests.unit.fakes import Attempts, Clock
 
 TRAINER = Actor(uuid4(), Role.TRAINER)
 OTHER_TRAINER = Actor(uuid4(), Role.TRAINER)
 STUDENT = Actor(uuid4(), Role.STUDENT)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
-class Attempts:
-    """The attempt index, from the attempts the store holds (as the log adapter finds)."""
-
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.started: dict[UUID, list[UUID]] = {}
-
-    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
-        return self.started.get(quiz_id, [])
+QUIZ_TIME = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _question(text: str) -> dict[str, Any]:
@@ -50,8 +33,8 @@ def _question(text: str) -> dict[str, Any]:
 @pytest.fixture
 def world() -> Iterator[tuple[EventStore, QuizCommands, Clock, Attempts]]:
     store = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    clock = Clock()
-    attempts = Attempts(store)
+    clock = Clock(QUIZ_TIME)
+    attempts = Attempts()
     yield store, QuizCommands(store, clock, attempts), clock, attempts
     store.close()
 

@@ -21,29 +21,14 @@ from application.quizzes import QuizCommands
 from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from domain.quizzes import GRACE_SECONDS, Attempt, Quiz
 from domain.roles import Role
-from tests.unit.fakes import event_names, in_memory_store
+from tests.unit.fakes import Attempts, Clock, event_names, in_memory_store
 
 OWNER = Actor(uuid4(), Role.TRAINER)
 OTHER_TRAINER = Actor(uuid4(), Role.TRAINER)
 ADMIN = Actor(uuid4(), Role.ADMIN)
 STUDENT = Actor(uuid4(), Role.STUDENT)
 CLASSMATE = Actor(uuid4(), Role.STUDENT)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
-class Attempts:
-    def __init__(self) -> None:
-        self.started: dict[UUID, list[UUID]] = {}
-
-    def attempts_of(self, quiz_id: UUID) -> list[UUID]:
-        return self.started.get(quiz_id, [])
+QUIZ_TIME = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -69,7 +54,7 @@ class World:
 @pytest.fixture
 def world() -> Iterator[World]:
     with in_memory_store() as store:
-        clock, attempts = Clock(), Attempts()
+        clock, attempts = Clock(QUIZ_TIME), Attempts()
         yield World(store, QuizCommands(store, clock, attempts), clock, attempts)
 
 

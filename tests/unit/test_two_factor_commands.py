@@ -23,6 +23,7 @@ from domain.roles import Role, Track
 from infrastructure.jwt_tokens import JwtTokens
 from infrastructure.totp import PyOtpAuthenticator
 from tests.unit.fakes import (
+    Clock,
     Credentials,
     Hasher,
     Limiter,
@@ -74,14 +75,6 @@ class Secrets:
         self.recovery.pop(account_id, None)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.at = NOW
-
-    def now(self) -> datetime:
-        return self.at
-
-
 @dataclass
 class World:
     store: EventStore
@@ -122,7 +115,7 @@ class World:
 @pytest.fixture
 def world() -> Iterator[World]:
     with in_memory_store() as store:
-        credentials, sessions, hasher, clock = Credentials(), Sessions(), Hasher(), Clock()
+        credentials, sessions, hasher, clock = Credentials(), Sessions(), Hasher(), Clock(NOW)
         tokens = JwtTokens("unit-" + "s" * 40, "apranova", "apranova-api", 900, 3600)
         limiter = Limiter()
         auth = AuthCommands(store, credentials, hasher, sessions, tokens, OneTime(), limiter,
