@@ -15,6 +15,7 @@ from domain.accounts import (
     EmailClaim,
     SuperadminChanges,
     check_password_policy,
+    claim_email,
     normalise_email,
 )
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -88,13 +89,14 @@ class AccountCommands:
         check_password_policy(password, email)
         if role is Role.STUDENT and track is None:
             raise Invalid("A student needs a track", code="TRACK_REQUIRED")
-        if self.store.find(EmailClaim, EmailClaim.id_for(email)) is not None:
+        claim = self.store.find(EmailClaim, EmailClaim.id_for(email))
+        if claim is not None and claim.account_id is not None:
             return self._taken(email, password, self_registered)
         account_id = uuid4()
         actor_id = creator.id if creator else account_id
         account = Account(id=account_id, email=email, name=name, role=role.value,
                           actor_id=actor_id)
-        claim = EmailClaim(email=email, account_id=account_id)
+        claim = claim_email(claim, email, account_id)
         student = (
             Student(account_id=account_id, track=track.value, actor_id=actor_id)
             if role is Role.STUDENT and track is not None else None
@@ -122,10 +124,12 @@ class AccountCommands:
             raise Conflict("This email is already registered", code="EMAIL_TAKEN")
         if not hashed:
             self.hasher.hash(password)
-        claim = self.store.load(EmailClaim, EmailClaim.id_for(email), "User")
+        holder = self.store.load(EmailClaim, EmailClaim.id_for(email), "User").account_id
+        if holder is None:  # released meanwhile, by an erasure
+            raise Conflict("This email was just released; register again", code="EMAIL_TAKEN")
 
         def command() -> int:
-            account = self.store.load(Account, claim.account_id, "User")
+            account = self.store.load(Account, holder, "User")
             account.registration_attempted()
             return self.store.commit(account)
 

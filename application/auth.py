@@ -189,7 +189,9 @@ class AuthCommands:
 
     def account_by_email(self, email: str) -> Account | None:
         claim = self.store.find(EmailClaim, EmailClaim.id_for(email))
-        return self.store.find(Account, claim.account_id) if claim else None
+        if claim is None or claim.account_id is None:
+            return None
+        return self.store.find(Account, claim.account_id)
 
     # -- email verification and password reset ----------------------------------------------
 

@@ -37,6 +37,8 @@ AUTHORS = ADMINISTRATORS | {Role.TRAINER}
 REVIEW_QUEUE_READERS = AUTHORS | {Role.AUDITOR}
 # Who reads the event stream (CloudEvents, xAPI).
 EVENT_READERS = OVERSEERS | {Role.ANALYST}
+# Who erases a person (their key destroyed: it cannot be undone).
+ERASERS = frozenset({Role.SUPERADMIN})
 
 
 def oversees(role: Role) -> bool:

@@ -10,9 +10,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
-from application.ports import LogIndex
+from application.ports import LogIndex, PersonalCipher
+from application.sealing import PersonalDataMapper, recording, subjects
 from domain.errors import Conflict, NotFound
 from domain.text import require_storable
 
@@ -30,13 +31,27 @@ class EventStore(Application[UUID]):
     name = APPLICATION_NAME
     is_snapshotting_enabled = False
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None,
+                 cipher: PersonalCipher | None = None) -> None:
+        # Read by construct_mapper, which the library's constructor calls.
+        self._cipher = cipher
         super().__init__(env)
         self._read_only: LRUCache[UUID, Aggregate] = LRUCache(maxsize=READ_ONLY_CACHE_SIZE)
         # Asked once: a check against a runtime protocol costs microseconds, and every
         # answer save consults its quiz through `_latest`.
         self._index: LogIndex | None = (self.recorder if isinstance(self.recorder, LogIndex)
                                         else None)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self._cipher is None:  # tests of rules that don't concern personal data
+            return super().construct_mapper()
+        return PersonalDataMapper(self._cipher, transcoder=self.construct_transcoder())
+
+    def forget_cached(self) -> None:
+        """Drop every cached aggregate: after an erasure, none may keep what it held."""
+        if isinstance(self.repository.cache, LRUCache):
+            self.repository.cache.clear()
+        self._read_only.clear()
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str = "Object") -> A:
         """Get an aggregate of the given class or raise NotFound."""
@@ -113,7 +128,11 @@ class EventStore(Application[UUID]):
         for obj in objs:
             for event in getattr(obj, "pending_events", None) or ([obj] if obj else []):
                 require_storable(vars(event), type(event).__qualname__)
-        return super().save(*objs, **kwargs)
+        token = subjects.set(recording(objs))
+        try:
+            return super().save(*objs, **kwargs)
+        finally:
+            subjects.reset(token)
 
     def commit(self, *aggregates: Aggregate | None) -> int:
         """Save atomically; return the log position of the last event (0 if none)."""

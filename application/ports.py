@@ -399,3 +399,43 @@ class TwoFactorSecrets(Protocol):
     def remaining_recovery(self, account_id: UUID) -> int: ...
 
     def remove(self, account_id: UUID) -> None: ...
+
+
+class PersonalCipher(Protocol):
+    """Encrypts personal fields under a key per person, held outside the log; destroying
+    the key erases the person from every copy of the log at once."""
+
+    def seal(self, subject: UUID, plaintext: str) -> str:
+        """The text encrypted under the subject's key (made on first use)."""
+        ...
+
+    def open(self, sealed: str) -> str | None:
+        """The text, or None once its subject's key is destroyed."""
+        ...
+
+    def destroy(self, subject: UUID) -> None:
+        """Destroy the subject's key, here and (soon) in every other process."""
+        ...
+
+
+class PersonalStores(Protocol):
+    """What is kept about a person outside the log: credentials, sessions, secrets,
+    two-factor rows, stored responses, sign-in tickets and uploaded files."""
+
+    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
+        """Delete all of it; of the files (sha256), those no one else's record holds."""
+        ...
+
+
+class LogReader(Protocol):
+    """The whole log in order, decoded, for an export (a rare, streamed read)."""
+
+    def events(self, after: int, limit: int) -> list[tuple[int, Any]]:
+        """(position, domain event) of up to `limit` events after `after`."""
+        ...
+
+
+class PersonalRows(Protocol):
+    """The read models' rows about a person, for an export."""
+
+    def rows_of(self, account_id: UUID) -> dict[str, list[dict[str, Any]]]: ...

@@ -28,7 +28,7 @@ from application.ports import (
     SignInFlows,
     SignInTicket,
 )
-from domain.accounts import Account, EmailClaim, IdentityClaim, normalise_email
+from domain.accounts import Account, EmailClaim, IdentityClaim, claim_email, normalise_email
 from domain.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from domain.roles import Role, Track
 from domain.students import Student
@@ -203,7 +203,9 @@ class ProviderSignIn:
                               actor_id=account_id)
         try:
             # No password: this account signs in with its provider until it sets one.
-            self.store.commit(account, EmailClaim(email=email, account_id=account_id),
+            claim = claim_email(self.store.find(EmailClaim, EmailClaim.id_for(email)), email,
+                                account_id)
+            self.store.commit(account, claim,
                               self._claim(identity, account_id),
                               Student(account_id=account_id, track=track.value,
                                       actor_id=account_id))

@@ -107,6 +107,13 @@ class Account(Aggregate):
         actor_id: UUID
         remaining: int
 
+    class Erased(Aggregate.Event):
+        """The person's key is destroyed: every personal field of theirs in the log now
+        reads as erased. This event holds no personal data, and neither may its reason."""
+
+        actor_id: UUID
+        reason: str
+
     @event(Registered)
     def __init__(self, id: UUID, email: str, name: str, role: str, actor_id: UUID | None) -> None:
         self.email = email
@@ -117,6 +124,7 @@ class Account(Aggregate):
         self.github_login: str | None = None
         self.identities: dict[str, tuple[str, str]] = {}  # provider -> (issuer, subject)
         self.two_factor = False
+        self.erased = False
 
     @property
     def is_active(self) -> bool:
@@ -170,6 +178,8 @@ class Account(Aggregate):
         self.active = False
 
     def reactivate(self, actor_id: UUID, reason: str) -> None:
+        if self.erased:
+            raise Conflict("An erased account cannot be reactivated", code="ACCOUNT_ERASED")
         if not self.active:
             self._reactivated(actor_id=actor_id, reason=reason)
 
@@ -248,6 +258,17 @@ class Account(Aggregate):
     def recovery_code_used(self, actor_id: UUID, remaining: int) -> None:
         pass
 
+    def erase(self, actor_id: UUID, reason: str) -> None:
+        if actor_id == self.id:
+            raise Conflict("Nobody erases their own account", code="CANNOT_ERASE_SELF")
+        if not self.erased:
+            self._erased(actor_id=actor_id, reason=reason)
+
+    @event(Erased)
+    def _erased(self, actor_id: UUID, reason: str) -> None:
+        self.erased = True
+        self.active = False
+
 
 class IdentityClaim(Aggregate):
     """One per provider identity (issuer, subject): its deterministic id makes two
@@ -290,9 +311,17 @@ class IdentityClaim(Aggregate):
 
 
 class EmailClaim(Aggregate):
-    """One per normalised email; its deterministic id makes duplicate registrations collide."""
+    """One per normalised email; its deterministic id makes duplicate registrations collide.
+    An erased account releases its email, and a new registration may claim it again."""
 
     class Claimed(Aggregate.Created):
+        email: str
+        account_id: UUID
+
+    class Released(Aggregate.Event):
+        actor_id: UUID
+
+    class Reclaimed(Aggregate.Event):
         email: str
         account_id: UUID
 
@@ -306,7 +335,32 @@ class EmailClaim(Aggregate):
 
     @event(Claimed)
     def __init__(self, email: str, account_id: UUID) -> None:
+        self.account_id: UUID | None = account_id
+
+    def release(self, actor_id: UUID) -> None:
+        if self.account_id is not None:
+            self._released(actor_id=actor_id)
+
+    @event(Released)
+    def _released(self, actor_id: UUID) -> None:
+        self.account_id = None
+
+    def reclaim(self, email: str, account_id: UUID) -> None:
+        if self.account_id is not None:
+            raise Conflict("This email is already registered", code="EMAIL_TAKEN")
+        self._reclaimed(email=email, account_id=account_id)
+
+    @event(Reclaimed)
+    def _reclaimed(self, email: str, account_id: UUID) -> None:
         self.account_id = account_id
+
+
+def claim_email(claim: EmailClaim | None, email: str, account_id: UUID) -> EmailClaim:
+    """The claim of `email` for a new account: a new one, or a released one taken again."""
+    if claim is None:
+        return EmailClaim(email=email, account_id=account_id)
+    claim.reclaim(email, account_id)
+    return claim
 
 
 class ResetRequests(Aggregate):

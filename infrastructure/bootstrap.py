@@ -35,6 +35,7 @@ from application.ports import (
     QuizGenerator,
     WorkspaceRuntime,
 )
+from application.privacy import PrivacyCommands
 from application.processes import (
     AuthPolicies,
     GitHubPolicies,
@@ -70,8 +71,16 @@ from infrastructure.mail import ConsoleMailer, SmtpMailer
 from infrastructure.passwords import Argon2Hasher
 from infrastructure.persistence import (
     LogAttemptIndex,
+    LogEvents,
     eventsourcing_env,
     tune_pools,
+)
+from infrastructure.privacy import (
+    PostgresKeyTable,
+    PostgresPersonalRows,
+    PostgresPersonalStores,
+    SubjectKeys,
+    key_encryption_key,
 )
 from infrastructure.question_bank import QuestionBankGenerator
 from infrastructure.ratelimit import RedisRateLimiter
@@ -172,6 +181,8 @@ class Container:
     idempotency: idempotency.IdempotencyRecords
     views: dict[type[ReadModelProjection], Any]
     audit: AuditQueries
+    privacy: PrivacyCommands
+    cipher: SubjectKeys
     stream: EventStream
     policies: list[Policy]
     pending: messaging.Pending
@@ -294,7 +305,7 @@ def _services(settings: Settings) -> tuple[Settings, tuple[Any, ...]]:
 
 
 def _prepare_storage(settings: Settings, env: dict[str, str], pool: ConnectionPool,
-                     access_requires_payment: bool
+                     access_requires_payment: bool, cipher: SubjectKeys
                      ) -> tuple[EventStore, dict[type[ReadModelProjection], Any],
                                 CurriculumCommands, LocalFileStore, PaidAccess]:
     """The log, the read models and the other tables, made if missing, and the
@@ -305,7 +316,7 @@ def _prepare_storage(settings: Settings, env: dict[str, str], pool: ConnectionPo
         lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
             # Tables are made after the pools are tuned: tuning must precede their opening.
-            store = EventStore(env={**env, "CREATE_TABLE": "n"})
+            store = EventStore(env={**env, "CREATE_TABLE": "n"}, cipher=cipher)
             tune_pools(store.recorder.datastore.pool)  # type: ignore[attr-defined]
             store.recorder.create_table()  # type: ignore[attr-defined]
             views = _views(env)
@@ -346,8 +357,10 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
                           timeout=2)
     tune_pools(pool)
     pool.open()
+    credentials_key = keys.fernet_key(settings.credentials_key, settings.data_dir)
+    cipher = SubjectKeys(PostgresKeyTable(pool), key_encryption_key(credentials_key))
     store, views, curriculum, files, access = _prepare_storage(
-        settings, env, pool, settings.requires_payment())
+        settings, env, pool, settings.requires_payment(), cipher)
 
     hasher = Argon2Hasher()
     credentials = authstore.PostgresCredentials(pool)
@@ -370,8 +383,7 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
     public_url = settings.resolved_public_url()
     quizzes = QuizCommands(store, clock, LogAttemptIndex(store))
     payments = PaymentCommands(store, gateway, settings.track_prices, settings.currency)
-    secrets_vault = vault.EncryptedVault(
-        pool, keys.fernet_key(settings.credentials_key, settings.data_dir))
+    secrets_vault = vault.EncryptedVault(pool, credentials_key)
     two_factor = TwoFactorCommands(store, auth, authstore.PostgresTwoFactor(pool, secrets_vault),
                                    PyOtpAuthenticator(), limiter, clock)
     workspaces = WorkspaceCommands(store, runtime, secrets_vault, clock,
@@ -393,6 +405,12 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
                 *GitHubPolicies(github_commands).policies(),
                 *WorkspacePolicies(workspaces).policies()]
 
+    pseudonyms = Pseudonymiser(keys.secret(
+        settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())
+    privacy = PrivacyCommands(store, cipher, PostgresPersonalStores(pool, files),
+                              PostgresPersonalRows(pool), sessions, LogEvents(store),
+                              lambda person: str(pseudonyms(person)))
+
     broker = messaging.make_broker(Redis.from_url(redis_url), settings.redis_namespace)
     pending = messaging.Pending(pool, settings.redeliver_after_seconds)
     runner = messaging.PolicyRunner(store, pending, policies)
@@ -411,7 +429,6 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
         workspaces=workspaces, workspace_views=views[WorkspacesProjection],
         webhooks=WebhookInbox(pool), idempotency=idempotency.IdempotencyRecords(pool),
         views=views, audit=AuditQueries(store),
-        stream=EventStream(store, Pseudonymiser(keys.secret(
-            settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())),
+        stream=EventStream(store, pseudonyms), privacy=privacy, cipher=cipher,
         policies=policies, pending=pending, broker=broker, dispatcher=dispatcher, _handles=handles,
     )

@@ -59,3 +59,8 @@ class LocalFileStore:
             return None
         path = self._path(sha256)
         return path if path.exists() else None
+
+    def delete(self, sha256: str) -> None:
+        """Remove a file (an erased person's upload no one else holds)."""
+        if (path := self.path(sha256)) is not None:
+            path.unlink(missing_ok=True)

@@ -297,3 +297,15 @@ class LogAttemptIndex:
             if len(batch) < self.PAGE:
                 return ids
             start = batch[-1].id + 1
+
+
+class LogEvents:
+    """application.LogReader: the log in order, decoded through the store's mapper (so
+    personal fields read as their person's key allows)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def events(self, after: int, limit: int) -> list[tuple[int, Any]]:
+        batch = self.store.recorder.select_notifications(start=after + 1, limit=limit)
+        return [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]

@@ -16,15 +16,13 @@ from eventsourcing.utils import get_topic
 
 from application.audit import event_data
 from application.eventstore import EventStore
+from domain.privacy import PERSON_ID_FIELDS
 from domain.quizzes import Attempt
 from domain.registry import NAMES, event_classes
 
 SOURCE = "urn:apranova"
 EVENT_NAMESPACE = UUID("9d8f3a52-1c67-4f0e-8a4b-2f1f3c5d7e90")
-PERSON_FIELDS = frozenset({
-    "actor_id", "student_id", "owner_id", "trainer_id", "account_id", "previous_trainer_id",
-    "student_account_id",
-})
+PERSON_FIELDS = PERSON_ID_FIELDS
 # Aggregates whose id says who someone is: an account's id is the person, and an email
 # claim's or a reset request's is derived from an email address.
 PERSONAL_SUBJECTS = frozenset({"account", "email-claim", "password-reset-requests"})

@@ -9,13 +9,16 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
+from domain.accounts import Account
+from domain.privacy import ERASED
 from domain.progress import Progress
 from domain.repositories import Repository
 from domain.submissions import Submission
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
 
 FOLLOWED = (
-    Repository.Linked, Progress.Opened, Progress.ProjectStarted, Progress.StepCompleted,
+    Account.Erased, Repository.Linked, Progress.Opened, Progress.ProjectStarted,
+    Progress.StepCompleted,
     Progress.StepUncompleted,
     Progress.ProjectApproved, Submission.Drafted, Submission.Submitted,
     Submission.ReviewStarted, Submission.ChangesRequested,
@@ -75,6 +78,11 @@ class ProgressProjection(ReadModelProjection):
 
     def handlers(self) -> dict[type, Handler]:
         return {
+            # As a rebuild would show it once the person's key is gone.
+            Account.Erased: lambda e: [(
+                "UPDATE rm_progress SET repository_url = %s "
+                "WHERE account_id = %s AND repository_url IS NOT NULL",
+                (ERASED, e.originator_id))],
             Repository.Linked: lambda e: [_touch(
                 "UPDATE rm_progress SET repository_url = %s, updated_at = %s "
                 "WHERE account_id = %s AND project = %s",

@@ -11,6 +11,7 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.accounts import Account
+from domain.privacy import ERASED
 from domain.students import Student
 from domain.submissions import Submission
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
@@ -21,7 +22,8 @@ SUBMISSION_EVENTS = (
     Submission.ChangesRequested, Submission.PullRequestRecorded,
 )
 FOLLOWED = (
-    Account.Registered, Account.ProfileUpdated, Student.Enrolled, Student.TrainerAssigned,
+    Account.Registered, Account.ProfileUpdated, Account.Erased, Student.Enrolled,
+    Student.TrainerAssigned,
     Student.TrainerUnassigned, *SUBMISSION_EVENTS,
 )
 COLUMNS = (
@@ -115,6 +117,24 @@ def _st(sql: str, *params: Any) -> Statement:
     return sql, params
 
 
+# The keys under which this model's JSON keeps the personal fields of submission events.
+PERSONAL_KEYS = ("value", "filename", "note", "url", "feedback")
+
+
+def _erased_in(column: str) -> str:
+    """SQL: the JSON object `column` with each personal key's value erased (parameters:
+    the marker, then the keys)."""
+    return (f"{column} || coalesce((SELECT jsonb_object_agg(k, to_jsonb(%s::text)) "
+            f"FROM jsonb_object_keys({column}) AS k WHERE k = ANY(%s::text[])), '{{}}')")
+
+
+def _erased_in_each(column: str) -> str:
+    """SQL: the JSON object of objects `column` with each entry's personal keys erased
+    (parameters as _erased_in's)."""
+    return (f"coalesce((SELECT jsonb_object_agg(entry, {_erased_in('v')}) "
+            f"FROM jsonb_each({column}) AS d(entry, v)), '{{}}')")
+
+
 class SubmissionsProjection(ReadModelProjection):
     name = "submissions"
     view_class = SubmissionsView
@@ -127,6 +147,7 @@ class SubmissionsProjection(ReadModelProjection):
             Account.ProfileUpdated: lambda e: [_st(
                 "UPDATE rm_submission_people SET name = %s WHERE account_id = %s",
                 e.name, e.originator_id)],
+            Account.Erased: self.erased,
             Student.Enrolled: lambda e: [_st(
                 "UPDATE rm_submission_people SET student_aggregate_id = %s WHERE account_id = %s",
                 e.originator_id, e.account_id)],
@@ -136,6 +157,22 @@ class SubmissionsProjection(ReadModelProjection):
         for cls in SUBMISSION_EVENTS:
             table[cls] = self.submission_event
         return table
+
+    @staticmethod
+    def erased(e: Account.Erased) -> Iterable[Statement]:
+        """The person's rows as a rebuild shows them once their key is gone: every
+        personal value (PERSONAL_KEYS) reads as erased, everything else stays."""
+        yield _st("UPDATE rm_submission_people SET name = %s WHERE account_id = %s",
+                  ERASED, e.originator_id)
+        each, keys = _erased_in_each, list(PERSONAL_KEYS)
+        yield _st(f"UPDATE rm_submissions SET deliverables = {each('deliverables')}, "
+                  f"pull_requests = {each('pull_requests')}, "
+                  "feedback = CASE WHEN feedback IS NULL THEN NULL ELSE %s END "
+                  "WHERE student_id = %s",
+                  ERASED, keys, ERASED, keys, ERASED, e.originator_id)
+        yield _st(f"UPDATE rm_submission_history SET detail = {_erased_in('detail')} "
+                  "WHERE submission_id IN (SELECT id FROM rm_submissions WHERE student_id = %s)",
+                  ERASED, keys, e.originator_id)
 
     @staticmethod
     def _trainer(e: Any, trainer_id: UUID | None) -> Iterable[Statement]:

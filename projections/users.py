@@ -10,13 +10,14 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 
 from domain.accounts import Account
+from domain.privacy import ERASED
 from domain.roles import Role
 from domain.students import Student
 from projections.base import Handler, ReadModel, ReadModelProjection, Statement
 
 FOLLOWED = (
     Account.Registered, Account.ProfileUpdated, Account.RoleChanged, Account.EmailVerified,
-    Account.Deactivated, Account.Reactivated,
+    Account.Deactivated, Account.Reactivated, Account.Erased,
     Student.Enrolled, Student.TrackChanged, Student.TrainerAssigned, Student.TrainerUnassigned,
 )
 
@@ -86,6 +87,10 @@ class UsersProjection(ReadModelProjection):
             Account.EmailVerified: lambda e: [self._set(e, "email_verified", True)],
             Account.Deactivated: lambda e: [self._set(e, "is_active", False)],
             Account.Reactivated: lambda e: [self._set(e, "is_active", True)],
+            # As a rebuild would show them once the person's key is gone.
+            Account.Erased: lambda e: [(
+                "UPDATE rm_users SET email = %s, name = %s, is_active = false, updated_at = %s "
+                "WHERE id = %s", (ERASED, ERASED, e.timestamp, e.originator_id))],
             Student.Enrolled: self.enrolled,
             Student.TrackChanged: lambda e: [self._set_student(e, "track", e.new_track)],
             Student.TrainerAssigned: self.trainer_assigned,

@@ -23,6 +23,7 @@ from application.curriculum import CurriculumCommands
 from application.eventstore import EventStore
 from application.github import GitHubCommands
 from application.payments import PaymentCommands
+from application.privacy import PrivacyCommands
 from application.quizzes import QuizCommands
 from application.signin import ProviderSignIn
 from application.twofactor import TwoFactorCommands
@@ -94,6 +95,10 @@ async def two_factor_commands(request: Request) -> TwoFactorCommands:
     return _container(request).two_factor
 
 
+async def privacy_commands(request: Request) -> PrivacyCommands:
+    return _container(request).privacy
+
+
 AccountCommandsDep = Annotated[AccountCommands, Depends(account_commands)]
 AuthCommandsDep = Annotated[AuthCommands, Depends(auth_commands)]
 CurriculumCommandsDep = Annotated[CurriculumCommands, Depends(curriculum_commands)]
@@ -103,6 +108,7 @@ GitHubCommandsDep = Annotated[GitHubCommands, Depends(github_commands)]
 WorkspaceCommandsDep = Annotated[WorkspaceCommands, Depends(workspace_commands)]
 ProviderSignInDep = Annotated[ProviderSignIn, Depends(provider_sign_in)]
 TwoFactorCommandsDep = Annotated[TwoFactorCommands, Depends(two_factor_commands)]
+PrivacyCommandsDep = Annotated[PrivacyCommands, Depends(privacy_commands)]
 
 
 # -- read models and queries -----------------------------------------------------------------

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from application.eventstore import EventStore
-from application.ports import Email
+from application.ports import Email, PersonalCipher
 
 
 @contextmanager
-def in_memory_store() -> Iterator[EventStore]:
-    store = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+def in_memory_store(cipher: PersonalCipher | None = None) -> Iterator[EventStore]:
+    store = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, cipher=cipher)
     try:
         yield store
     finally:

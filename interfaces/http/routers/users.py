@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response, status
-from pydantic import BaseModel
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, StringConstraints
 
 from application.accounts import UserChanges
-from application.authorization import ADMINISTRATORS, OVERSEERS, may_see_learner
+from application.authorization import ADMINISTRATORS, ERASERS, OVERSEERS, may_see_learner
 from domain.errors import NotFound
 from domain.roles import Role, Track
 from interfaces.http.consistency import Settling, answer_after
@@ -17,6 +19,7 @@ from interfaces.http.dependencies import (
     AccountCommandsDep,
     Principal,
     PrincipalDep,
+    PrivacyCommandsDep,
     TrainerCapacityDep,
     UsersDep,
     read_position,
@@ -31,6 +34,7 @@ router = Router(prefix="/api/users", tags=["users"])
 
 Staff = Annotated[Principal, Depends(require_roles(*ADMINISTRATORS))]
 Overseer = Annotated[Principal, Depends(require_roles(*OVERSEERS))]
+Eraser = Annotated[Principal, Depends(require_roles(*ERASERS))]
 Position = Annotated[int | None, Depends(read_position)]
 
 
@@ -97,6 +101,24 @@ def update_profile(body: ProfileIn, p: PrincipalDep, accounts: AccountCommandsDe
     return _user_after(users, p.id, accounts.update_profile(p.actor, body.name))
 
 
+# An export is one JSON document, streamed as it is read from the log.
+EXPORT: dict[int | str, dict[str, Any]] = {200: {
+    "description": "Everything kept about the person, as JSON",
+    "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def _export(pieces: Iterator[str], user_id: UUID) -> StreamingResponse:
+    return StreamingResponse(
+        (piece.encode() for piece in pieces), media_type="application/json",
+        headers={"Content-Disposition":
+                 f'attachment; filename="apranova-personal-data-{user_id}.json"'})
+
+
+@router.get("/profile/export/", response_class=StreamingResponse, responses=EXPORT)
+def export_profile(p: PrincipalDep, privacy: PrivacyCommandsDep) -> StreamingResponse:
+    return _export(privacy.export(p.actor, p.id), p.id)
+
+
 @router.get("/trainers/", response_model=Page[TrainerOut])
 def trainers(
     request: Request, p: PrincipalDep, users: UsersDep, capacity: TrainerCapacityDep,
@@ -149,6 +171,29 @@ def get_user(user_id: UUID, p: PrincipalDep, users: UsersDep, position: Position
         # Not 403: other people's ids are not confirmed to exist.
         raise NotFound("User not found")
     return user
+
+
+@router.get("/{user_id}/export/", response_class=StreamingResponse, responses=EXPORT)
+def export_user(user_id: UUID, p: Staff, privacy: PrivacyCommandsDep) -> StreamingResponse:
+    return _export(privacy.export(p.actor, user_id), user_id)
+
+
+class EraseIn(Body):
+    # Kept readable after the erasure, so it must not name the person.
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class ErasureOut(BaseModel):
+    id: UUID
+    erased: bool
+
+
+@router.post("/{user_id}/erase/", response_model=ErasureOut)
+def erase_user(user_id: UUID, body: EraseIn, p: Eraser, privacy: PrivacyCommandsDep,
+               response: Response) -> ErasureOut:
+    erasure = privacy.erase(p.actor, user_id, body.reason)
+    _set_position(response, erasure.position)
+    return ErasureOut(id=erasure.account_id, erased=True)
 
 
 @router.put("/{user_id}/", response_model=UserOut)

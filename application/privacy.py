@@ -1,0 +1,173 @@
+"""Personal data in an immutable log: sealed per person, exported on request, erased by
+destroying the person's key (crypto-shredding).
+
+The log keeps every personal field (domain/privacy.py says which) encrypted under its
+person's key. Every reader decodes events through `PersonalDataMapper`, so read models,
+history, the events feed, exports and rebuilds all see the same thing: the text while the
+key exists, `ERASED` once it is destroyed. What happened (an attempt's score, a
+submission's state) is never personal and stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from application.authorization import ADMINISTRATORS, ERASERS, Actor
+from application.eventstore import EventStore, retry_on_conflict
+from application.ports import (
+    LogReader,
+    PersonalCipher,
+    PersonalRows,
+    PersonalStores,
+    SessionStore,
+)
+from domain.accounts import Account, EmailClaim, IdentityClaim, ResetRequests
+from domain.errors import Forbidden
+from domain.privacy import ERASED, PERSON_ID_FIELDS
+from domain.submissions import Submission
+
+EXPORT_PAGE = 500
+# Fields naming the person who caused an event.
+ACTOR_FIELDS = ("actor_id", "owner_id")
+
+
+@dataclass(frozen=True)
+class Erasure:
+    account_id: UUID
+    position: int
+
+
+class PrivacyCommands:
+    def __init__(self, store: EventStore, cipher: PersonalCipher, stores: PersonalStores,
+                 rows: PersonalRows, sessions: SessionStore, log: LogReader,
+                 pseudonym: Callable[[UUID], str]) -> None:
+        self.store = store
+        self.rows = rows
+        self.cipher = cipher
+        self.stores = stores
+        self.sessions = sessions
+        self.log = log
+        self.pseudonym = pseudonym
+
+    def erase(self, actor: Actor, account_id: UUID, reason: str) -> Erasure:
+        """Erase a person: record it, destroy their keys, forget what is kept outside the
+        log. Asked again, it finishes what an interrupted erasure left."""
+        if actor.role not in ERASERS:
+            raise Forbidden("Only superadmins erase people", code="PERMISSION_DENIED")
+        account = self.store.load(Account, account_id, "User")
+        email = account.email  # read before the key goes; an erased one reads ERASED
+        files = self._files_of(account_id)
+
+        def command() -> int:
+            person = self.store.load(Account, account_id, "User")
+            person.erase(actor.id, reason)
+            changed: list[Any] = [person]
+            claim = self.store.find(EmailClaim, EmailClaim.id_for(email))
+            if claim is not None and claim.account_id == account_id:
+                claim.release(actor.id)
+                changed.append(claim)
+            for issuer, subject in person.identities.values():
+                identity = self.store.find(IdentityClaim, IdentityClaim.id_for(issuer, subject))
+                if identity is not None and identity.account_id == account_id:
+                    identity.release()
+                    changed.append(identity)
+            return self.store.commit(*changed)
+
+        position = retry_on_conflict(command)
+        self.cipher.destroy(account_id)
+        if email != ERASED:
+            self.cipher.destroy(ResetRequests.id_for(email))
+        self.sessions.revoke_all(account_id)
+        self.stores.forget(account_id, email, files)
+        self.store.forget_cached()
+        return Erasure(account_id, position)
+
+    def _files_of(self, account_id: UUID) -> list[str]:
+        return [e.sha256 for _, e in self._events_of(account_id)
+                if isinstance(e, Submission.FileAttached)]
+
+    # -- export ---------------------------------------------------------------------------
+
+    def export(self, actor: Actor, account_id: UUID) -> Iterator[str]:
+        """Everything kept about a person, as JSON text in pieces (for a streamed
+        response): their account, the read models' rows about them, every event of
+        theirs or caused by them (decoded, other people as pseudonyms), their files."""
+        if actor.id != account_id and actor.role not in ADMINISTRATORS:
+            raise Forbidden("People export their own data; administrators anyone's",
+                            code="PERMISSION_DENIED")
+        account = self.store.load(Account, account_id, "User")
+        # Another process may still cache what an erased account held: the flag decides.
+        erased = account.erased
+        head = {"format": "apranova-personal-data/1", "subject": str(account_id),
+                "account": {"id": str(account.id), "role": account.role.value,
+                            "email": ERASED if erased else account.email,
+                            "name": ERASED if erased else account.name,
+                            "github_login": ERASED if erased and account.github_login
+                            else account.github_login,
+                            "identities": sorted(account.identities),
+                            "active": account.active, "erased": erased}}
+        head["read_models"] = self.rows.rows_of(account_id)
+        return self._export(account_id, head)
+
+    def _export(self, account_id: UUID, head: dict[str, Any]) -> Iterator[str]:
+        yield json.dumps(head)[:-1] + ', "events": ['
+        files: list[dict[str, Any]] = []
+        first = True
+        for position, event in self._events_of(account_id):
+            if isinstance(event, Submission.FileAttached):
+                files.append({"submission_id": str(event.originator_id), "key": event.key,
+                              "filename": event.filename, "sha256": event.sha256,
+                              "size": event.size, "content_type": event.content_type,
+                              "download": f"/api/curriculum/submissions/{event.originator_id}/"
+                                          f"deliverables/{event.key}/file/"})
+            yield ("" if first else ", ") + json.dumps(
+                self._exported(position, event, account_id))
+            first = False
+        yield '], "files": ' + json.dumps(files) + "}"
+
+    def _events_of(self, account_id: UUID) -> Iterator[tuple[int, Any]]:
+        """Events of the person's streams or caused by them, in log order: a stream is
+        theirs from its first event, which names its person."""
+        theirs: set[UUID] = set()
+        after = 0
+        while page := self.log.events(after, EXPORT_PAGE):
+            for position, event in page:
+                after = position
+                state = vars(event)
+                if event.originator_version == 1 and (
+                        event.originator_id == account_id
+                        or account_id in (state.get("account_id"), state.get("student_id"))):
+                    theirs.add(event.originator_id)
+                if event.originator_id in theirs or any(
+                        state.get(name) == account_id for name in ACTOR_FIELDS):
+                    yield position, event
+
+    def _exported(self, position: int, event: Any, account_id: UUID) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name, value in vars(event).items():
+            if name in ("originator_id", "originator_version", "timestamp"):
+                continue
+            person = name in PERSON_ID_FIELDS and isinstance(value, UUID) and value != account_id
+            # Other people appear as the pseudonyms the analysts' stream gives them.
+            data[name] = self.pseudonym(value) if person else _json(value)
+        return {"position": position, "type": type(event).__qualname__,
+                "stream": str(event.originator_id), "version": event.originator_version,
+                "at": event.timestamp.isoformat(), "data": data}
+
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json(v) for v in value]
+    return value

@@ -1,0 +1,239 @@
+"""Keys per person (AES-256-GCM), and what is kept about a person outside the log.
+
+Each person's data key is itself encrypted (wrapped) under a key derived from the
+credentials key and kept in `privacy_keys`, never in the log. Destroying it leaves a row
+that says so: a sealed field whose key is gone, or was never kept, reads as erased.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from psycopg_pool import ConnectionPool
+
+from domain.privacy import ERASED
+from domain.students import Student
+from infrastructure.files import LocalFileStore
+
+NONCE = 12
+# How long a process trusts a key it read: another process's erasure reaches it at the
+# latest after this long (at once where the account's revocation is heard, see forget).
+KEY_TTL_SECONDS = 60.0
+MAX_CACHED_KEYS = 50_000
+VERSION = "p1"
+
+
+class KeyTable(Protocol):
+    def wrapped(self, subject: UUID) -> bytes | bool | None:
+        """The wrapped key; None if there is none; False if it was destroyed."""
+        ...
+
+    def keep(self, subject: UUID, wrapped: bytes) -> bytes | bool:
+        """Keep a new wrapped key unless one exists; return the one kept (or False)."""
+        ...
+
+    def destroy(self, subject: UUID) -> None: ...
+
+
+class PostgresKeyTable:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def wrapped(self, subject: UUID) -> bytes | bool | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT wrapped FROM privacy_keys WHERE subject = %s",
+                               (subject,)).fetchone()
+        if row is None:
+            return None
+        return bytes(row[0]) if row[0] is not None else False
+
+    def keep(self, subject: UUID, wrapped: bytes) -> bytes | bool:
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO privacy_keys (subject, wrapped) VALUES (%s, %s) "
+                         "ON CONFLICT (subject) DO NOTHING", (subject, wrapped))
+            row = conn.execute("SELECT wrapped FROM privacy_keys WHERE subject = %s",
+                               (subject,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else False
+
+    def destroy(self, subject: UUID) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO privacy_keys (subject, wrapped, destroyed_at) "
+                "VALUES (%s, NULL, now()) ON CONFLICT (subject) DO UPDATE "
+                "SET wrapped = NULL, destroyed_at = coalesce(privacy_keys.destroyed_at, now())",
+                (subject,))
+
+
+class MemoryKeyTable:
+    """For tests on the in-memory log."""
+
+    def __init__(self) -> None:
+        self.rows: dict[UUID, bytes | None] = {}
+
+    def wrapped(self, subject: UUID) -> bytes | bool | None:
+        if subject not in self.rows:
+            return None
+        value = self.rows[subject]
+        return value if value is not None else False
+
+    def keep(self, subject: UUID, wrapped: bytes) -> bytes | bool:
+        value = self.rows.setdefault(subject, wrapped)
+        return value if value is not None else False
+
+    def destroy(self, subject: UUID) -> None:
+        self.rows[subject] = None
+
+
+def key_encryption_key(credentials_key: bytes) -> bytes:
+    """A key of its own for wrapping, derived from the credentials key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"apranova personal data keys").derive(credentials_key)
+
+
+class SubjectKeys:
+    """PersonalCipher: a sealed text is `p1.<subject>.<nonce and ciphertext>`, the
+    subject authenticated with it, so one person's ciphertext cannot pass as another's."""
+
+    def __init__(self, table: KeyTable, kek: bytes) -> None:
+        self.table = table
+        self.wrapper = AESGCM(kek)
+        self._cache: dict[UUID, tuple[bytes | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def seal(self, subject: UUID, plaintext: str) -> str:
+        key = self._key(subject, create=True)
+        if key is None:  # erased already: nothing of theirs is kept any more
+            return f"{VERSION}.{subject}."
+        nonce = os.urandom(NONCE)
+        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject.bytes)
+        return f"{VERSION}.{subject}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def open(self, sealed: str) -> str | None:
+        try:
+            version, subject_text, body = sealed.split(".", 2)
+            subject = UUID(subject_text)
+            blob = base64.urlsafe_b64decode(body) if body else b""
+        except (ValueError, binascii.Error):
+            return None
+        if version != VERSION or len(blob) <= NONCE:
+            return None
+        key = self._key(subject, create=False)
+        if key is None:
+            return None
+        try:
+            return AESGCM(key).decrypt(blob[:NONCE], blob[NONCE:], subject.bytes).decode()
+        except (InvalidTag, UnicodeDecodeError):
+            return None
+
+    def destroy(self, subject: UUID) -> None:
+        self.table.destroy(subject)
+        self.forget(subject)
+
+    def forget(self, subject: UUID | None = None) -> None:
+        """Drop a cached key (every key with None): the next use reads the table."""
+        with self._lock:
+            if subject is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(subject, None)
+
+    def _key(self, subject: UUID, create: bool) -> bytes | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(subject)
+        if cached is not None and now - cached[1] < KEY_TTL_SECONDS:
+            return cached[0]
+        wrapped = self.table.wrapped(subject)
+        if wrapped is None and create:
+            wrapped = self.table.keep(subject, self._wrap(subject, AESGCM.generate_key(256)))
+        key = self._unwrap(subject, wrapped) if isinstance(wrapped, bytes) else None
+        if wrapped is None:  # never kept: not cached, a later seal makes it
+            return None
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[subject] = (key, now)
+        return key
+
+    def _wrap(self, subject: UUID, key: bytes) -> bytes:
+        nonce = os.urandom(NONCE)
+        return nonce + self.wrapper.encrypt(nonce, key, subject.bytes)
+
+    def _unwrap(self, subject: UUID, wrapped: bytes) -> bytes:
+        return self.wrapper.decrypt(wrapped[:NONCE], wrapped[NONCE:], subject.bytes)
+
+
+class PostgresPersonalStores:
+    """PersonalStores on the service's own tables and file store."""
+
+    def __init__(self, pool: ConnectionPool, files: LocalFileStore) -> None:
+        self.pool = pool
+        self.files = files
+
+    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
+        owners = [account_id, Student.id_for(account_id)]
+        mentions = [str(account_id).encode()] + ([email.encode()] if email != ERASED else [])
+        with self.pool.connection() as conn, conn.transaction():
+            for sql in (
+                "DELETE FROM auth_credentials WHERE account_id = %(id)s",
+                "DELETE FROM auth_sessions WHERE account_id = %(id)s",
+                "DELETE FROM auth_one_time_tokens WHERE account_id = %(id)s",
+                "DELETE FROM auth_secrets WHERE owner = ANY(%(owners)s)",
+                "DELETE FROM auth_mfa WHERE account_id = %(id)s",
+                "DELETE FROM auth_mfa_recovery WHERE account_id = %(id)s",
+                "DELETE FROM auth_signin_tickets WHERE email = %(email)s",
+                # Responses kept for retries: the person's own, and others' that name them.
+                "DELETE FROM idempotency_keys WHERE subject = %(text_id)s OR EXISTS ("
+                "SELECT 1 FROM unnest(%(mentions)s::bytea[]) m WHERE position(m IN body) > 0)",
+                # What failed while handling their events may quote them.
+                "UPDATE pm_processed SET error = %(erased)s WHERE error LIKE ANY(%(like)s)",
+                "UPDATE apranova_projection_stalls SET error = %(erased)s "
+                "WHERE error LIKE ANY(%(like)s)",
+            ):
+                conn.execute(sql, {
+                    "id": account_id, "owners": owners, "email": email,
+                    "text_id": str(account_id), "mentions": mentions, "erased": ERASED,
+                    "like": ["%" + m.decode().replace("%", r"\%").replace("_", r"\_") + "%"
+                             for m in mentions]})
+            shared = {row[0] for row in conn.execute(
+                "SELECT f FROM unnest(%s::text[]) f WHERE EXISTS (SELECT 1 FROM rm_submissions "
+                "WHERE student_id <> %s AND position(f IN deliverables::text) > 0)",
+                (list(files), account_id))}
+        for sha256 in set(files) - shared:
+            self.files.delete(sha256)
+
+
+# Each read model table that holds rows about a person, by the column naming them.
+ROWS_OF_A_PERSON = {
+    "rm_users": "id", "rm_progress": "account_id", "rm_submissions": "student_id",
+    "rm_payments": "student_id", "rm_attempts": "student_id", "rm_workspaces": "student_id",
+}
+
+
+class PostgresPersonalRows:
+    """PersonalRows from the read models' tables."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def rows_of(self, account_id: UUID) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        with self.pool.connection() as conn:
+            for table, column in ROWS_OF_A_PERSON.items():
+                # Names are this module's constants, never input.
+                rows = conn.execute(
+                    f"SELECT to_jsonb(t) FROM {table} t WHERE {column} = %s",
+                    (account_id,)).fetchall()
+                found[table] = [row[0] for row in rows]
+        return found

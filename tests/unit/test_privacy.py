@@ -1,0 +1,252 @@
+"""Personal data on the in-memory log: sealed per person, exported, erased by destroying
+the person's key, with what happened left intact."""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from application.accounts import AccountCommands
+from application.auth import AuthCommands, LoginLimits
+from application.authorization import Actor
+from application.eventstore import EventStore
+from application.privacy import PrivacyCommands
+from domain.accounts import Account, EmailClaim, ResetRequests
+from domain.errors import Conflict, DomainError, Forbidden
+from domain.privacy import ERASED, IMPERSONAL, PERSONAL, SUBJECT
+from domain.registry import event_classes
+from domain.roles import Role, Track
+from domain.students import Student
+from infrastructure.jwt_tokens import JwtTokens
+from infrastructure.persistence import LogEvents
+from infrastructure.privacy import MemoryKeyTable, SubjectKeys, key_encryption_key
+from tests.unit.fakes import (
+    Clock,
+    Credentials,
+    Hasher,
+    Limiter,
+    OneTime,
+    Sessions,
+    in_memory_store,
+)
+
+PASSWORD = "correct horse battery staple"
+SUPERADMIN = Actor(UUID(int=1), Role.SUPERADMIN)
+ADMIN = Actor(UUID(int=2), Role.ADMIN)
+
+
+class Stores:
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.forgotten: list[tuple[UUID, str, list[str]]] = []
+
+    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
+        self.credentials.forget(account_id)
+        self.forgotten.append((account_id, email, list(files)))
+
+
+class Rows:
+    def rows_of(self, account_id: UUID) -> dict[str, list[dict[str, Any]]]:
+        return {"rm_users": [{"id": str(account_id)}]}
+
+
+@dataclass
+class World:
+    store: EventStore
+    keys: MemoryKeyTable
+    accounts: AccountCommands
+    auth: AuthCommands
+    privacy: PrivacyCommands
+    stores: Stores
+    sessions: Sessions
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    keys = MemoryKeyTable()
+    cipher = SubjectKeys(keys, key_encryption_key(b"unit credentials key"))
+    with in_memory_store(cipher) as store:
+        credentials, sessions, hasher = Credentials(), Sessions(), Hasher()
+        tokens = JwtTokens("unit-" + "s" * 40, "apranova", "apranova-api", 900, 3600)
+        auth = AuthCommands(store, credentials, hasher, sessions, tokens, OneTime(),
+                            Limiter(), Clock(), LoginLimits())
+        stores = Stores(credentials)
+        yield World(store, keys, AccountCommands(store, credentials, hasher, sessions), auth,
+                    PrivacyCommands(store, cipher, stores, Rows(), sessions, LogEvents(store),
+                                    lambda person: f"p-{str(person)[:8]}"),
+                    stores, sessions)
+
+
+def raw_log(store: EventStore) -> str:
+    return "\n".join(n.state.decode() for n in store.recorder.select_notifications(1, 10_000))
+
+
+def export(world: World, actor: Actor, person: UUID) -> dict[str, Any]:
+    document = json.loads("".join(world.privacy.export(actor, person)))
+    assert isinstance(document, dict)
+    return document
+
+
+def _register(world: World, email: str = "ada.lovelace@example.com",
+              name: str = "Ada Lovelace") -> UUID:
+    return world.accounts.register_student(email, name, PASSWORD,
+                                           Track.DATA_PROFESSIONAL).account_id
+
+
+# -- the declaration -------------------------------------------------------------------------
+
+def _holds_text(hint: Any) -> bool:
+    return "str" in str(hint) or "Any" in str(hint)
+
+
+def test_every_text_field_of_every_event_type_is_declared_personal_or_not() -> None:
+    unclassified = []
+    for _, cls in event_classes():
+        declared = PERSONAL.get(cls, frozenset()) | IMPERSONAL.get(cls, frozenset())
+        for name, hint in typing.get_type_hints(cls).items():
+            if name.startswith("originator") or typing.get_origin(hint) is typing.ClassVar:
+                continue
+            if _holds_text(hint) and name not in declared:
+                unclassified.append(f"{cls.__qualname__}.{name}")
+    assert unclassified == []
+
+
+def test_no_field_is_declared_both_ways_and_personal_streams_name_their_person() -> None:
+    for cls, fields in PERSONAL.items():
+        assert not fields & IMPERSONAL.get(cls, frozenset()), cls
+        owner = next(a for a in SUBJECT if cls.__qualname__.startswith(a.__name__ + "."))
+        assert owner in SUBJECT
+
+
+# -- sealing ---------------------------------------------------------------------------------
+
+def test_personal_fields_are_sealed_in_the_log_and_read_back_as_written(world: World) -> None:
+    person = _register(world)
+    world.accounts.update_profile(Actor(person, Role.STUDENT), "Ada King")
+    log = raw_log(world.store)
+    assert "ada.lovelace@example.com" not in log and "Lovelace" not in log
+    assert "Ada King" not in log
+    account = world.store.load(Account, person)
+    assert (account.email, account.name) == ("ada.lovelace@example.com", "Ada King")
+    # One key per person, made on first use.
+    assert person in world.keys.rows
+
+
+def test_a_sealed_value_cannot_be_moved_to_another_persons_event(world: World) -> None:
+    ada, bob = _register(world), _register(world, "bob@example.com", "Bob")
+    cipher = world.privacy.cipher
+    sealed = cipher.seal(ada, "secret note")
+    forged = sealed.replace(str(ada), str(bob), 1)
+    assert cipher.open(sealed) == "secret note"
+    assert cipher.open(forged) is None
+    assert cipher.open("not a sealed value") is None
+
+
+# -- export ----------------------------------------------------------------------------------
+
+def test_a_person_exports_their_data_and_an_administrator_anyones(world: World) -> None:
+    person = _register(world)
+    world.accounts.update_profile(Actor(person, Role.STUDENT), "Ada King")
+    mine = export(world, Actor(person, Role.STUDENT), person)
+    assert mine["account"]["email"] == "ada.lovelace@example.com"
+    assert mine["read_models"] == {"rm_users": [{"id": str(person)}]}
+    types = [e["type"] for e in mine["events"]]
+    assert {"Account.Registered", "Account.ProfileUpdated", "Student.Enrolled",
+            "EmailClaim.Claimed"} <= set(types)
+    assert export(world, ADMIN, person)["account"]["name"] == "Ada King"
+    other = _register(world, "eve@example.com", "Eve")
+    with pytest.raises(Forbidden):
+        export(world, Actor(other, Role.STUDENT), person)
+
+
+def test_other_people_appear_in_an_export_as_pseudonyms(world: World) -> None:
+    person = world.accounts.create_account(ADMIN, "ada@example.com", "Ada", PASSWORD,
+                                           Role.TRAINER, None).account_id
+    registered = next(e for e in export(world, Actor(person, Role.TRAINER), person)["events"]
+                      if e["type"] == "Account.Registered")
+    assert registered["data"]["actor_id"] == f"p-{str(ADMIN.id)[:8]}"
+    assert str(ADMIN.id) not in json.dumps(registered)
+
+
+# -- erasure ---------------------------------------------------------------------------------
+
+def test_erasure_destroys_the_key_and_every_reader_sees_the_marker(world: World) -> None:
+    person = _register(world)
+    world.auth.request_password_reset("ada.lovelace@example.com", "127.0.0.1")
+    world.privacy.erase(SUPERADMIN, person, "erasure request 2026-12-04")
+    account = world.store.load(Account, person)
+    assert (account.email, account.name) == (ERASED, ERASED)
+    assert account.erased and not account.active
+    assert world.keys.rows[person] is None
+    assert world.keys.rows[ResetRequests.id_for("ada.lovelace@example.com")] is None
+    requests = ResetRequests.id_for("ada.lovelace@example.com")
+    assert world.store.load(ResetRequests, requests).email == ERASED
+    erased = [e for e in world.store.events.get(person) if isinstance(e, Account.Erased)]
+    assert [(e.actor_id, e.reason) for e in erased] == [(SUPERADMIN.id,
+                                                         "erasure request 2026-12-04")]
+    assert world.stores.forgotten == [(person, "ada.lovelace@example.com", [])]
+    # What happened stays: the stream still holds every event, in order.
+    assert [type(e).__name__ for e in world.store.events.get(person)] == [
+        "Registered", "Erased"]
+
+
+def test_an_erased_persons_export_shows_markers_and_their_email_is_free_again(
+        world: World) -> None:
+    person = _register(world)
+    world.privacy.erase(SUPERADMIN, person, "request")
+    document = export(world, ADMIN, person)
+    assert document["account"]["email"] == ERASED and document["account"]["erased"]
+    assert "ada.lovelace@example.com" not in json.dumps(document)
+    again = _register(world, name="Ada Again")
+    assert again != person
+    claim = world.store.load(EmailClaim, EmailClaim.id_for("ada.lovelace@example.com"))
+    assert claim.account_id == again
+    assert world.store.load(Account, again).email == "ada.lovelace@example.com"
+    found = world.auth.account_by_email("ada.lovelace@example.com")
+    assert found is not None and found.id == again
+
+
+def test_an_erased_person_cannot_log_in_or_be_reactivated(world: World) -> None:
+    person = _register(world)
+    world.privacy.erase(SUPERADMIN, person, "request")
+    with pytest.raises(DomainError):
+        world.auth.login("ada.lovelace@example.com", PASSWORD, "127.0.0.1")
+    account = world.store.load(Account, person)
+    with pytest.raises(Conflict):
+        account.reactivate(SUPERADMIN.id, "undo")
+
+
+def test_only_a_superadmin_erases_and_nobody_themself(world: World) -> None:
+    person = _register(world)
+    with pytest.raises(Forbidden):
+        world.privacy.erase(ADMIN, person, "request")
+    with pytest.raises(Conflict):
+        world.privacy.erase(Actor(person, Role.SUPERADMIN), person, "request")
+
+
+def test_erasing_again_finishes_the_work_and_records_nothing_new(world: World) -> None:
+    person = _register(world)
+    world.privacy.erase(SUPERADMIN, person, "request")
+    again = world.privacy.erase(SUPERADMIN, person, "request")
+    assert again.position == 0
+    assert [type(e).__name__ for e in world.store.events.get(person)] == [
+        "Registered", "Erased"]
+    assert len(world.stores.forgotten) == 2
+
+
+def test_a_student_stream_stays_readable_with_its_personal_fields_erased(
+        world: World) -> None:
+    person = _register(world)
+    student = world.store.load(Student, Student.id_for(person))
+    student.change_track(Track.FULL_STACK, SUPERADMIN.id, "asked by Ada Lovelace")
+    world.store.commit(student)
+    world.privacy.erase(SUPERADMIN, person, "request")
+    changed = [e for e in world.store.events.get(student.id) if hasattr(e, "new_track")]
+    assert [(e.new_track, e.reason) for e in changed] == [("FSD", ERASED)]
+    assert "Lovelace" not in raw_log(world.store)
