@@ -49,9 +49,10 @@ class EventStore(Application[UUID]):
 
     def forget_cached(self) -> None:
         """Drop every cached aggregate: after an erasure, none may keep what it held."""
+        # A new cache each: the library's LRUCache.clear() resets its order, not its entries.
         if isinstance(self.repository.cache, LRUCache):
-            self.repository.cache.clear()
-        self._read_only.clear()
+            self.repository.cache = LRUCache(maxsize=self.repository.cache.maxsize)
+        self._read_only = LRUCache(maxsize=READ_ONLY_CACHE_SIZE)
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str = "Object") -> A:
         """Get an aggregate of the given class or raise NotFound."""

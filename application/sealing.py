@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from application.ports import PersonalCipher
-from domain.privacy import ERASED, personal_fields, subject_of
+from domain.privacy import ERASED, personal_fields, stream_class, subject_in, subject_of
 
 SEALED = "sealed"
 
@@ -32,7 +32,10 @@ class PersonalDataMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         fields = personal_fields(type(domain_event))
         if fields:
-            subject = (subjects.get() or {}).get(id(domain_event))
+            # The store says whose stream it is; an event saved past it names its person
+            # itself, or is refused.
+            subject = (subjects.get() or {}).get(id(domain_event)) or subject_in(
+                vars(domain_event), stream_class(type(domain_event)))
             if subject is None:
                 raise ValueError(f"{type(domain_event).__qualname__} holds personal data "
                                  "but its stream names no person")

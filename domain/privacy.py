@@ -152,11 +152,19 @@ def subject_of(aggregate: Aggregate) -> UUID | None:
     return value if isinstance(value, UUID) else None
 
 
-def subject_in(first_event_state: Mapping[str, object], aggregate_class: type[Aggregate]
+def subject_in(event_state: Mapping[str, object], aggregate_class: type[Aggregate] | None
                ) -> UUID | None:
-    """The person a stream is about, from the state of its first event."""
-    attribute = SUBJECT.get(aggregate_class)
+    """The person a stream is about, from the state of an event that names them (its
+    first event always does)."""
+    attribute = SUBJECT.get(aggregate_class) if aggregate_class else None
     if attribute is None:
         return None
-    value = first_event_state.get("originator_id" if attribute == "id" else attribute)
+    value = event_state.get("originator_id" if attribute == "id" else attribute)
     return value if isinstance(value, UUID) else None
+
+
+def stream_class(event_class: type) -> type[Aggregate] | None:
+    """The aggregate class an event class belongs to (`Account` for `Account.Registered`)."""
+    owner = event_class.__qualname__.rpartition(".")[0]
+    return next((cls for cls in SUBJECT if cls.__qualname__ == owner
+                 and cls.__module__ == event_class.__module__), None)

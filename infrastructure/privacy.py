@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -20,9 +21,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import Transcoder
+from eventsourcing.utils import resolve_topic
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from domain.privacy import ERASED
+from application.sealing import SEALED
+from domain.privacy import ERASED, personal_fields, stream_class, subject_in
 from domain.students import Student
 from infrastructure.files import LocalFileStore
 
@@ -237,3 +242,92 @@ class PostgresPersonalRows:
                     (account_id,)).fetchall()
                 found[table] = [row[0] for row in rows]
         return found
+
+
+@dataclass(frozen=True)
+class SealedLog:
+    events: int
+    fields_sealed: int
+
+
+def seal_log(pool: ConnectionPool, table: str, transcoder: Transcoder,
+             cipher: SubjectKeys, batch: int = 1000) -> SealedLog:
+    """Copy the log into a new table with every personal field still in plaintext (a log
+    written before fields were sealed) sealed under its person's key, check the copy, and
+    put it in the old one's place, in one transaction; the plaintext table is dropped, so
+    its files leave the disk (its earlier copies in WAL archives and backups do not).
+
+    Positions, streams, versions and topics are kept; only personal values change. A
+    stream's person comes from the event itself where it names one (a reclaimed email),
+    else from the stream's first event."""
+    copy, old = f"{table}_sealing", f"{table}_plaintext"
+    subjects: dict[UUID, UUID | None] = {}
+    events = sealed = 0
+    with pool.connection() as conn, conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier(copy), sql.Identifier(table)))
+        reader = conn.cursor(name="apranova_seal_log")
+        reader.execute(sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {} ORDER BY notification_id").format(sql.Identifier(table)))
+        insert = sql.SQL(
+            "INSERT INTO {} (notification_id, originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s, %s)").format(sql.Identifier(copy))
+        with conn.cursor() as writer:
+            while rows := reader.fetchmany(batch):
+                out = []
+                for position, stream, version, topic, state in rows:
+                    state, count = _sealed_state(bytes(state), topic, stream, version,
+                                                 subjects, transcoder, cipher)
+                    sealed += count
+                    out.append((position, stream, version, topic, state))
+                writer.executemany(insert, out)
+                events += len(rows)
+        reader.close()
+        counted = conn.execute(sql.SQL(
+            "SELECT (SELECT count(*) FROM {a}) = (SELECT count(*) FROM {b}) AND "
+            "(SELECT max(notification_id) FROM {a}) IS NOT DISTINCT FROM "
+            "(SELECT max(notification_id) FROM {b})").format(
+            a=sql.Identifier(table), b=sql.Identifier(copy))).fetchone()
+        if not counted or not counted[0]:
+            raise RuntimeError("the sealed copy does not match the log; nothing changed")
+        conn.execute(sql.SQL(
+            "ALTER SEQUENCE {seq} OWNED BY {copy}.notification_id; "
+            "ALTER TABLE {table} RENAME TO {old}; ALTER TABLE {copy} RENAME TO {table}; "
+            "DROP TABLE {old}").format(
+            seq=sql.Identifier(f"{table}_notification_id_seq"), copy=sql.Identifier(copy),
+            table=sql.Identifier(table), old=sql.Identifier(old)))
+        # The copy's indexes got generated names; give them the log's again.
+        for index in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,)).fetchall():
+            name = index[0]
+            wanted = name.replace(f"{copy}_", f"{table}_", 1) if name.startswith(copy) else name
+            if wanted.endswith("_topic_notification_id_idx"):
+                wanted = f"{table}_topic_idx"
+            elif wanted.endswith("_notification_id_idx"):
+                wanted = f"{table}_notification_id_idx"
+            if wanted != name:
+                conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name), sql.Identifier(wanted)))
+    return SealedLog(events, sealed)
+
+
+def _sealed_state(state: bytes, topic: str, stream: UUID, version: int,
+                  subjects: dict[UUID, UUID | None], transcoder: Transcoder,
+                  cipher: SubjectKeys) -> tuple[bytes, int]:
+    """The payload with its plaintext personal values sealed, and how many there were."""
+    event_class = resolve_topic(topic)
+    values: dict[str, Any] = transcoder.decode(state)
+    own = subject_in({**values, "originator_id": stream}, stream_class(event_class))
+    if version == 1:
+        subjects[stream] = own
+    fields = [n for n in personal_fields(event_class) if isinstance(values.get(n), str)]
+    if not fields:
+        return state, 0
+    subject = own or subjects.get(stream)
+    if subject is None:
+        raise RuntimeError(f"{topic} at version {version} of {stream} names no person")
+    for name in fields:
+        values[name] = {SEALED: cipher.seal(subject, values[name])}
+    return transcoder.encode(values), len(fields)

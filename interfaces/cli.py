@@ -26,6 +26,8 @@ projections_app = typer.Typer(help="Read models built from the event log.",
 app.add_typer(projections_app, name="projections")
 events_app = typer.Typer(help="The event stream, for analysts.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+privacy_app = typer.Typer(help="Personal data in the log.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
 
 # Touched every second while healthy; container healthchecks look at its age.
 HEARTBEAT = Path(os.environ.get("APRANOVA_HEARTBEAT_FILE", "/tmp/apranova-heartbeat"))
@@ -333,6 +335,24 @@ def migrate(data_dir: DataDir = None) -> None:
     _logging()
     build(_settings(data_dir)).close()
     typer.echo("database up to date")
+
+
+@privacy_app.command("migrate")
+def privacy_migrate(data_dir: DataDir = None) -> None:
+    """Seal the personal fields a log written before sealing holds in plaintext: the log is
+    copied into its sealed form, checked and swapped in, in one transaction. Stop every
+    apranova process first; run `apranova projections verify` after."""
+    from infrastructure.bootstrap import build
+    from infrastructure.privacy import seal_log
+
+    container = build(_settings(data_dir))
+    try:
+        store = container.store
+        done = seal_log(container.pool, store.recorder.events_table_name,  # type: ignore[attr-defined]
+                        store.mapper.transcoder, container.cipher)
+        typer.echo(f"{done.events} events copied, {done.fields_sealed} personal fields sealed")
+    finally:
+        container.close()
 
 
 @app.command("create-admin")

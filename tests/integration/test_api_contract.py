@@ -114,11 +114,13 @@ class Caller:
         return self.user.access
 
     def targets_a_caller(self, case: Case, callers: set[str]) -> bool:
-        """An administrator's change to one of the run's own users: `is_active: false` or a
-        new role revokes that user's sessions, and the rest of the run would test nobody."""
-        return (case.method.upper() in ("PUT", "DELETE")
-                and case.path == "/api/users/{user_id}/"
-                and str((case.path_parameters or {}).get("user_id")) in callers)
+        """An administrator's change to one of the run's own users: `is_active: false`, a
+        new role or an erasure revokes that user's sessions, and the rest of the run would
+        test nobody."""
+        changes_a_user = (case.method.upper() in ("PUT", "DELETE")
+                          and case.path == "/api/users/{user_id}/") or (
+            case.method.upper() == "POST" and case.path == "/api/users/{user_id}/erase/")
+        return changes_a_user and str((case.path_parameters or {}).get("user_id")) in callers
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,8 @@ def test_export_then_erase_leaves_no_trace_and_keeps_what_happened(
     at = {**superadmin.headers, "X-Position": position}
 
     # Readers show the marker; what happened is unchanged.
+    erased = store.load(Account, account_id)
+    assert (erased.name, erased.email, erased.github_login) == (ERASED, ERASED, ERASED)
     user = client.get(f"/api/users/{person.id}/", headers=at).json()
     assert (user["name"], user["email"], user["is_active"]) == (ERASED, ERASED, False)
     history = client.get(f"/api/audit/account/{person.id}/history/", headers=at).json()

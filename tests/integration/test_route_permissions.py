@@ -165,6 +165,11 @@ CALLS: dict[str, Call] = {
     "PUT /api/users/{user_id}/": Call(lambda w, who: f"/api/users/{w.account()}/",
                                       lambda w, who: {"name": "Renamed"}),
     "DELETE /api/users/{user_id}/": Call(lambda w, who: f"/api/users/{w.account()}/"),
+    "GET /api/users/profile/export/": fixed("/api/users/profile/export/"),
+    "GET /api/users/{user_id}/export/": Call(
+        lambda w, who: f"/api/users/{w.student.id}/export/"),
+    "POST /api/users/{user_id}/erase/": Call(lambda w, who: f"/api/users/{w.account()}/erase/",
+                                             lambda w, who: {"reason": "erasure request"}),
     "POST /api/auth/register/": Call(lambda w, who: "/api/auth/register/", lambda w, who: {
         "email": unique_email("new"), "password": PASSWORD, "name": "New", "track": "DP"}),
     "POST /api/auth/login/": Call(lambda w, who: "/api/auth/login/", lambda w, who: {
@@ -285,6 +290,9 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     'GET /api/users/{user_id}/': (401, 200, 404, 404, 200, 404, 200, 200, 200, 404),
     'PUT /api/users/{user_id}/': (401, 403, 403, 403, 403, 403, 200, 200, 403, 403),
     'DELETE /api/users/{user_id}/': (401, 403, 403, 403, 403, 403, 403, 204, 403, 403),
+    'GET /api/users/profile/export/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    'GET /api/users/{user_id}/export/': (401, 403, 403, 403, 403, 403, 200, 200, 403, 403),
+    'POST /api/users/{user_id}/erase/': (401, 403, 403, 403, 403, 403, 403, 200, 403, 403),
     'POST /api/auth/register/': (201, 201, 201, 201, 201, 201, 201, 201, 201, 201),
     'POST /api/auth/login/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     'POST /api/auth/token/refresh/': (401, 200, 200, 200, 200, 200, 200, 200, 200, 200),
