@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 from werkzeug import Request, Response
 
@@ -191,8 +193,55 @@ def test_create_admin_against_the_running_embedded_stack(served: tuple[str, Path
         assert bad.returncode == 2 and f"Invalid value for {flag}" in bad.stderr, bad.stderr
 
 
+def test_a_person_exports_their_data_and_a_superadmin_erases_them(
+        served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    env = {**_clean_env(data_dir), "APRANOVA_ADMIN_PASSWORD": PASSWORD}
+    root_email = unique_email("root")
+    made = subprocess.run([*APRANOVA, "create-admin", "--email", root_email, "--name", "Root"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    tag = uuid.uuid4().hex[:10]
+    name, email = f"Erin Erasable {tag}", unique_email(f"erin-{tag}")
+    with httpx.Client(base_url=url, timeout=30) as c:
+        root = {"Authorization": "Bearer " + c.post("/api/auth/login/", json={
+            "email": root_email, "password": PASSWORD}).json()["access"]}
+        secret = c.post("/api/auth/mfa/enrol/", headers=root).json()["secret"]
+        enrolled = c.post("/api/auth/mfa/enrol/confirm/", headers=root,
+                          json={"code": pyotp.TOTP(secret).now()})
+        assert enrolled.status_code == 200, enrolled.text
+        root = {"Authorization": f"Bearer {enrolled.json()['access']}"}
+        r = c.post("/api/auth/register/", json={
+            "email": email, "password": PASSWORD, "name": name, "track": "DP"})
+        assert r.status_code == 201, r.text
+        logged_in = c.post("/api/auth/login/", json={"email": email, "password": PASSWORD})
+        me = {"Authorization": f"Bearer {logged_in.json()['access']}"}
+        person = logged_in.json()["user"]["id"]
+        assert c.get("/api/users/profile/export/", headers=me).json()["account"][
+            "email"] == email
+        assert c.get(f"/api/users/{person}/export/", headers=root).json()["account"][
+            "email"] == email
+
+        r = c.post(f"/api/users/{person}/erase/", headers=root,
+                   json={"reason": "erasure request"})
+        assert r.status_code == 200, r.text
+        at = {**root, "X-Position": r.headers["X-Position"]}
+        seen = [c.get("/api/events/", headers=at, params={"limit": 500}).text,
+                c.get(f"/api/audit/account/{person}/history/", headers=at).text,
+                c.get(f"/api/users/{person}/", headers=at).text,
+                c.get("/api/users/", headers=at, params={"search": "Erasable"}).text]
+        assert all(name not in text and email not in text for text in seen), seen
+        assert '"[erased]"' in seen[2]
+        assert c.post("/api/auth/login/", json={
+            "email": email, "password": PASSWORD}).status_code == 401
+    verified = subprocess.run([*APRANOVA, "projections", "verify"], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 @pytest.mark.parametrize("command", [
     ["serve"], ["worker"], ["relay"], ["projections", "run"], ["create-admin"],
+    ["privacy", "migrate"],
 ])
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([*APRANOVA, *command, "--help"], capture_output=True, text=True,
