@@ -4,10 +4,12 @@ API process, each supervised in its own thread and restarted after an error."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import dramatiq
 import psycopg
@@ -158,9 +160,18 @@ class Background:
         self.start_worker()
 
     def start_session_listener(self) -> Supervised:
-        """Hear revocations announced by other API processes (see RememberedSessions)."""
+        """Hear revocations announced by other API processes (see RememberedSessions).
+        An account's revocation also drops its personal-data key from this process's
+        cache: an erasure revokes, so readers here see it at once, not after the TTL."""
         channel = revocations_channel(self.c.settings.redis_namespace)
-        redis, sessions = self.c.redis, self.c.sessions
+        redis, sessions, cipher = self.c.redis, self.c.sessions, self.c.cipher
+
+        def heard(message: str) -> str:
+            kind, _, raw = message.partition(":")
+            if kind == "account":
+                with contextlib.suppress(ValueError):
+                    cipher.forget(UUID(raw))
+            return message
 
         def run(stop: threading.Event) -> None:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
@@ -172,7 +183,7 @@ class Background:
                     while not stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message is not None:
-                            yield bytes(message["data"]).decode()
+                            yield heard(bytes(message["data"]).decode())
 
                 return messages()
 

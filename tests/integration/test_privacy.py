@@ -5,6 +5,7 @@ GitHub login, the read models verify against a rebuild, and what happened is int
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from domain.privacy import ERASED
 from domain.roles import Role
 from projections.models import PROJECTIONS
 from projections.rebuild import verify
-from tests.conftest import PASSWORD, Server, User, login, make_staff
+from tests.conftest import PASSWORD, Server, User, login, make_staff, running_server
 from tests.integration.test_curriculum_api import P1, P2, progress, review
 from tests.integration.test_quizzes_api import answer, correct_ids, generate, publish, start
 
@@ -187,3 +188,24 @@ def test_only_a_superadmin_erases_and_only_administrators_export_others(
     r = client.post(f"/api/users/{uuid.uuid4()}/erase/", headers=superadmin.headers,
                     json={"reason": "nobody"})
     assert r.status_code == 404
+
+
+def test_another_api_process_stops_reading_an_erased_person_at_once(
+    server: Server, client: httpx.Client, superadmin: User,
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    person = _person(client, f"Otto Elsewhere {tag}", f"otto-{tag}@example.com")
+    account_id = uuid.UUID(person.id)
+    with running_server(server.container.settings, background=False) as other:
+        def name_there() -> str:
+            registered = other.container.store.events.get(account_id, lte=1)
+            return str(next(iter(registered)).name)  # type: ignore[attr-defined]
+
+        assert name_there() == f"Otto Elsewhere {tag}"  # its key is now cached there
+        r = client.post(f"/api/users/{person.id}/erase/", headers=superadmin.headers,
+                        json={"reason": "erasure request"})
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 5  # the key is trusted for 60 s when nothing is heard
+        while name_there() != ERASED:
+            assert time.monotonic() < deadline, "the other process still reads the name"
+            time.sleep(0.05)
