@@ -32,8 +32,6 @@ from domain.privacy import ERASED, PERSON_ID_FIELDS
 from domain.submissions import Submission
 
 EXPORT_PAGE = 500
-# Fields naming the person who caused an event.
-ACTOR_FIELDS = ("actor_id", "owner_id")
 
 
 @dataclass(frozen=True)
@@ -131,8 +129,9 @@ class PrivacyCommands:
         yield '], "files": ' + json.dumps(files) + "}"
 
     def _events_of(self, account_id: UUID) -> Iterator[tuple[int, Any]]:
-        """Events of the person's streams or caused by them, in log order: a stream is
-        theirs from its first event, which names its person."""
+        """Events of the person's streams, or naming them (as the one who caused it, a
+        trainer, a student taken), in log order: a stream is theirs from its first event,
+        which names its person."""
         theirs: set[UUID] = set()
         after = 0
         while page := self.log.events(after, EXPORT_PAGE):
@@ -144,7 +143,7 @@ class PrivacyCommands:
                         or account_id in (state.get("account_id"), state.get("student_id"))):
                     theirs.add(event.originator_id)
                 if event.originator_id in theirs or any(
-                        state.get(name) == account_id for name in ACTOR_FIELDS):
+                        state.get(name) == account_id for name in PERSON_ID_FIELDS):
                     yield position, event
 
     def _exported(self, position: int, event: Any, account_id: UUID) -> dict[str, Any]:

@@ -250,3 +250,19 @@ def test_a_student_stream_stays_readable_with_its_personal_fields_erased(
     changed = [e for e in world.store.events.get(student.id) if hasattr(e, "new_track")]
     assert [(e.new_track, e.reason) for e in changed] == [("FSD", ERASED)]
     assert "Lovelace" not in raw_log(world.store)
+
+
+def test_text_about_a_person_is_theirs_so_erasing_its_author_keeps_it(world: World) -> None:
+    author = world.accounts.create_administrator("root@example.com", "Root Author", PASSWORD,
+                                                 Role.ADMIN).account_id
+    person = _register(world)
+    student = world.store.load(Student, Student.id_for(person))
+    student.change_track(Track.FULL_STACK, author, "moved after the placement talk")
+    world.store.commit(student)
+    assert any(e["type"] == "Student.TrackChanged"
+               for e in export(world, Actor(author, Role.ADMIN), author)["events"])
+    world.privacy.erase(SUPERADMIN, author, "request")
+    changed = [e for e in world.store.events.get(student.id) if hasattr(e, "new_track")]
+    assert [(e.reason, e.actor_id) for e in changed] == [
+        ("moved after the placement talk", author)]
+    assert world.store.load(Account, author).name == ERASED
