@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from application.accounts import AccountCommands
 from application.authorization import ADMINISTRATORS, ERASERS, Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import (
@@ -41,10 +42,11 @@ class Erasure:
 
 
 class PrivacyCommands:
-    def __init__(self, store: EventStore, cipher: PersonalCipher, stores: PersonalStores,
-                 rows: PersonalRows, sessions: SessionStore, log: LogReader,
-                 pseudonym: Callable[[UUID], str]) -> None:
+    def __init__(self, store: EventStore, accounts: AccountCommands, cipher: PersonalCipher,
+                 stores: PersonalStores, rows: PersonalRows, sessions: SessionStore,
+                 log: LogReader, pseudonym: Callable[[UUID], str]) -> None:
         self.store = store
+        self.accounts = accounts
         self.rows = rows
         self.cipher = cipher
         self.stores = stores
@@ -60,6 +62,10 @@ class PrivacyCommands:
         account = self.store.load(Account, account_id, "User")
         email = account.email  # read before the key goes; an erased one reads ERASED
         files = self._files_of(account_id)
+        if account.active:
+            # Deactivation's rules first: a trainer's students are reassigned before, a
+            # student leaves their trainer, the last superadmin stays.
+            self.accounts.deactivate(actor, account_id, "erasure")
 
         def command() -> int:
             person = self.store.load(Account, account_id, "User")

@@ -37,7 +37,6 @@ from tests.unit.fakes import (
 )
 
 PASSWORD = "correct horse battery staple"
-SUPERADMIN = Actor(UUID(int=1), Role.SUPERADMIN)
 ADMIN = Actor(UUID(int=2), Role.ADMIN)
 
 
@@ -65,6 +64,7 @@ class World:
     privacy: PrivacyCommands
     stores: Stores
     sessions: Sessions
+    root: Actor
 
 
 @pytest.fixture
@@ -77,10 +77,13 @@ def world() -> Iterator[World]:
         auth = AuthCommands(store, credentials, hasher, sessions, tokens, OneTime(),
                             Limiter(), Clock(), LoginLimits())
         stores = Stores(credentials)
-        yield World(store, keys, AccountCommands(store, credentials, hasher, sessions), auth,
-                    PrivacyCommands(store, cipher, stores, Rows(), sessions, LogEvents(store),
-                                    lambda person: f"p-{str(person)[:8]}"),
-                    stores, sessions)
+        accounts = AccountCommands(store, credentials, hasher, sessions)
+        root = accounts.create_administrator("root@example.com", "Root", PASSWORD,
+                                             Role.SUPERADMIN).account_id
+        yield World(store, keys, accounts, auth,
+                    PrivacyCommands(store, accounts, cipher, stores, Rows(), sessions,
+                                    LogEvents(store), lambda person: f"p-{str(person)[:8]}"),
+                    stores, sessions, Actor(root, Role.SUPERADMIN))
 
 
 def raw_log(store: EventStore) -> str:
@@ -179,7 +182,7 @@ def test_other_people_appear_in_an_export_as_pseudonyms(world: World) -> None:
 def test_erasure_destroys_the_key_and_every_reader_sees_the_marker(world: World) -> None:
     person = _register(world)
     world.auth.request_password_reset("ada.lovelace@example.com", "127.0.0.1")
-    world.privacy.erase(SUPERADMIN, person, "erasure request 2026-12-04")
+    world.privacy.erase(world.root, person, "erasure request 2026-12-04")
     account = world.store.load(Account, person)
     assert (account.email, account.name) == (ERASED, ERASED)
     assert account.erased and not account.active
@@ -188,18 +191,18 @@ def test_erasure_destroys_the_key_and_every_reader_sees_the_marker(world: World)
     requests = ResetRequests.id_for("ada.lovelace@example.com")
     assert world.store.load(ResetRequests, requests).email == ERASED
     erased = [e for e in world.store.events.get(person) if isinstance(e, Account.Erased)]
-    assert [(e.actor_id, e.reason) for e in erased] == [(SUPERADMIN.id,
+    assert [(e.actor_id, e.reason) for e in erased] == [(world.root.id,
                                                          "erasure request 2026-12-04")]
     assert world.stores.forgotten == [(person, "ada.lovelace@example.com", [])]
     # What happened stays: the stream still holds every event, in order.
     assert [type(e).__name__ for e in world.store.events.get(person)] == [
-        "Registered", "Erased"]
+        "Registered", "Deactivated", "Erased"]
 
 
 def test_an_erased_persons_export_shows_markers_and_their_email_is_free_again(
         world: World) -> None:
     person = _register(world)
-    world.privacy.erase(SUPERADMIN, person, "request")
+    world.privacy.erase(world.root, person, "request")
     document = export(world, ADMIN, person)
     assert document["account"]["email"] == ERASED and document["account"]["erased"]
     assert "ada.lovelace@example.com" not in json.dumps(document)
@@ -214,12 +217,12 @@ def test_an_erased_persons_export_shows_markers_and_their_email_is_free_again(
 
 def test_an_erased_person_cannot_log_in_or_be_reactivated(world: World) -> None:
     person = _register(world)
-    world.privacy.erase(SUPERADMIN, person, "request")
+    world.privacy.erase(world.root, person, "request")
     with pytest.raises(DomainError):
         world.auth.login("ada.lovelace@example.com", PASSWORD, "127.0.0.1")
     account = world.store.load(Account, person)
     with pytest.raises(Conflict):
-        account.reactivate(SUPERADMIN.id, "undo")
+        account.reactivate(world.root.id, "undo")
 
 
 def test_only_a_superadmin_erases_and_nobody_themself(world: World) -> None:
@@ -232,11 +235,11 @@ def test_only_a_superadmin_erases_and_nobody_themself(world: World) -> None:
 
 def test_erasing_again_finishes_the_work_and_records_nothing_new(world: World) -> None:
     person = _register(world)
-    world.privacy.erase(SUPERADMIN, person, "request")
-    again = world.privacy.erase(SUPERADMIN, person, "request")
+    world.privacy.erase(world.root, person, "request")
+    again = world.privacy.erase(world.root, person, "request")
     assert again.position == 0
     assert [type(e).__name__ for e in world.store.events.get(person)] == [
-        "Registered", "Erased"]
+        "Registered", "Deactivated", "Erased"]
     assert len(world.stores.forgotten) == 2
 
 
@@ -244,16 +247,16 @@ def test_a_student_stream_stays_readable_with_its_personal_fields_erased(
         world: World) -> None:
     person = _register(world)
     student = world.store.load(Student, Student.id_for(person))
-    student.change_track(Track.FULL_STACK, SUPERADMIN.id, "asked by Ada Lovelace")
+    student.change_track(Track.FULL_STACK, world.root.id, "asked by Ada Lovelace")
     world.store.commit(student)
-    world.privacy.erase(SUPERADMIN, person, "request")
+    world.privacy.erase(world.root, person, "request")
     changed = [e for e in world.store.events.get(student.id) if hasattr(e, "new_track")]
     assert [(e.new_track, e.reason) for e in changed] == [("FSD", ERASED)]
     assert "Lovelace" not in raw_log(world.store)
 
 
 def test_text_about_a_person_is_theirs_so_erasing_its_author_keeps_it(world: World) -> None:
-    author = world.accounts.create_administrator("root@example.com", "Root Author", PASSWORD,
+    author = world.accounts.create_administrator("author@example.com", "Root Author", PASSWORD,
                                                  Role.ADMIN).account_id
     person = _register(world)
     student = world.store.load(Student, Student.id_for(person))
@@ -261,8 +264,22 @@ def test_text_about_a_person_is_theirs_so_erasing_its_author_keeps_it(world: Wor
     world.store.commit(student)
     assert any(e["type"] == "Student.TrackChanged"
                for e in export(world, Actor(author, Role.ADMIN), author)["events"])
-    world.privacy.erase(SUPERADMIN, author, "request")
+    world.privacy.erase(world.root, author, "request")
     changed = [e for e in world.store.events.get(student.id) if hasattr(e, "new_track")]
     assert [(e.reason, e.actor_id) for e in changed] == [
         ("moved after the placement talk", author)]
     assert world.store.load(Account, author).name == ERASED
+
+
+def test_erasure_keeps_deactivations_rules(world: World) -> None:
+    trainer = world.accounts.create_account(world.root, "t@example.com", "Tess", PASSWORD,
+                                            Role.TRAINER, None).account_id
+    person = _register(world)
+    world.accounts.assign_trainer(world.root, person, trainer)
+    with pytest.raises(Conflict) as refused:  # a trainer's students are reassigned first
+        world.privacy.erase(world.root, trainer, "request")
+    assert refused.value.code == "TRAINER_HAS_STUDENTS"
+    world.privacy.erase(world.root, person, "request")  # a student leaves their trainer
+    assert world.store.load(Student, Student.id_for(person)).trainer_id is None
+    world.privacy.erase(world.root, trainer, "request")
+    assert world.store.load(Account, trainer).erased
