@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from application.accounts import AccountCommands
+from application.audit import plain
 from application.authorization import ADMINISTRATORS, ERASERS, Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import (
@@ -159,20 +159,7 @@ class PrivacyCommands:
                 continue
             person = name in PERSON_ID_FIELDS and isinstance(value, UUID) and value != account_id
             # Other people appear as the pseudonyms the analysts' stream gives them.
-            data[name] = self.pseudonym(value) if person else _json(value)
+            data[name] = self.pseudonym(value) if person else plain(value)
         return {"position": position, "type": type(event).__qualname__,
                 "stream": str(event.originator_id), "version": event.originator_version,
                 "at": event.timestamp.isoformat(), "data": data}
-
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json(v) for v in value]
-    return value
