@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -25,6 +26,7 @@ from domain.accounts import (
     normalise_email,
 )
 from domain.errors import DomainError, Forbidden, Gone
+from domain.privacy import ERASED
 from domain.roles import Role
 from domain.students import Student
 
@@ -226,12 +228,27 @@ class AuthCommands:
 
         def command() -> int:
             # The same work for a known and an unknown address: no lookup here.
-            requests = (self.store.find(ResetRequests, ResetRequests.id_for(email))
-                        or ResetRequests(email=email))
+            requests = self._reset_requests(email)
             requests.ask()
             return self.store.commit(requests)
 
         retry_on_conflict(command)
+
+    def reset_streams(self, email: str) -> Iterator[ResetRequests]:
+        """The reset-request streams of an email, oldest first; all but the last have had
+        their email erased."""
+        generation = 0
+        while (found := self.store.find(ResetRequests,
+                                        ResetRequests.id_for(email, generation))) is not None:
+            yield found
+            generation += 1
+
+    def _reset_requests(self, email: str) -> ResetRequests:
+        """The stream a request for `email` goes to: the live one, or a new one."""
+        streams = list(self.reset_streams(email))
+        if streams and streams[-1].email != ERASED:
+            return streams[-1]
+        return ResetRequests(email=email, generation=len(streams))
 
     def pass_on_reset(self, event: ResetRequests.Asked) -> None:
         """The process manager's half of a reset request: the account with that address,

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from application.accounts import AccountCommands
 from application.audit import plain
+from application.auth import AuthCommands
 from application.authorization import ADMINISTRATORS, ERASERS, Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import (
@@ -27,10 +28,11 @@ from application.ports import (
     PersonalStores,
     SessionStore,
 )
-from domain.accounts import Account, EmailClaim, IdentityClaim, ResetRequests
-from domain.errors import Forbidden
+from domain.accounts import Account, EmailClaim, IdentityClaim
+from domain.errors import Forbidden, Invalid
 from domain.privacy import ERASED, PERSON_ID_FIELDS
 from domain.submissions import Submission
+from domain.text import require_storable
 
 EXPORT_PAGE = 500
 
@@ -42,11 +44,13 @@ class Erasure:
 
 
 class PrivacyCommands:
-    def __init__(self, store: EventStore, accounts: AccountCommands, cipher: PersonalCipher,
+    def __init__(self, store: EventStore, accounts: AccountCommands, auth: AuthCommands,
+                 cipher: PersonalCipher,
                  stores: PersonalStores, rows: PersonalRows, sessions: SessionStore,
                  log: LogReader, pseudonym: Callable[[UUID], str]) -> None:
         self.store = store
         self.accounts = accounts
+        self.auth = auth
         self.rows = rows
         self.cipher = cipher
         self.stores = stores
@@ -60,8 +64,13 @@ class PrivacyCommands:
         if actor.role not in ERASERS:
             raise Forbidden("Only superadmins erase people", code="PERMISSION_DENIED")
         account = self.store.load(Account, account_id, "User")
-        email = account.email  # read before the key goes; an erased one reads ERASED
+        # Read before any key goes (an erased one reads ERASED), so that an erasure an
+        # outage interrupted after its events can still be finished by asking again.
+        email = account.email
+        _check_reason(reason, account)
         files = self._files_of(account_id)
+        resets = ([] if email == ERASED else
+                  [r.id for r in self.auth.reset_streams(email)])
         if account.active:
             # Deactivation's rules first: a trainer's students are reassigned before, a
             # student leaves their trainer, the last superadmin stays.
@@ -83,11 +92,12 @@ class PrivacyCommands:
             return self.store.commit(*changed)
 
         position = retry_on_conflict(command)
-        self.cipher.destroy(account_id)
-        if email != ERASED:
-            self.cipher.destroy(ResetRequests.id_for(email))
+        for stream in resets:
+            self.cipher.destroy(stream)
         self.sessions.revoke_all(account_id)
         self.stores.forget(account_id, email, files)
+        # The person's own key last: until it goes, asking again finds all of the above.
+        self.cipher.destroy(account_id)
         self.store.forget_cached()
         return Erasure(account_id, position)
 
@@ -163,3 +173,15 @@ class PrivacyCommands:
         return {"position": position, "type": type(event).__qualname__,
                 "stream": str(event.originator_id), "version": event.originator_version,
                 "at": event.timestamp.isoformat(), "data": data}
+
+
+def _check_reason(reason: str, account: Account) -> None:
+    """An erasure's reason stays readable for good: text, and naming nobody erased."""
+    require_storable(reason, "reason")
+    if not reason.strip() or len(reason) > 500:
+        raise Invalid("A reason of 1 to 500 characters is required", code="REASON_REQUIRED")
+    named = [v for v in (account.name, account.email, account.github_login)
+             if v and v != ERASED and len(v) >= 3]
+    if any(v.casefold() in reason.casefold() for v in named):
+        raise Invalid("The reason must not name the person erased", code="REASON_NAMES_PERSON",
+                      field="reason")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
@@ -82,8 +83,15 @@ class MailPolicies:
             Policy("password_reset_email", (Account.PasswordResetRequested,), self.password_reset),
         ]
 
+    def _addressee(self, account_id: UUID) -> Account | None:
+        """Whom to mail: nobody once erased (the address is gone; the work is not
+        retried, there is nothing to send)."""
+        account = self.store.load(Account, account_id, "User")
+        return None if account.erased else account
+
     def welcome(self, event: Student.Enrolled) -> None:
-        account = self.store.load(Account, event.account_id, "User")
+        if (account := self._addressee(event.account_id)) is None:
+            return
         track = TRACK_NAMES[Track(event.track)]
         self.mailer.send(Email(
             to=account.email,
@@ -96,8 +104,8 @@ class MailPolicies:
         ))
 
     def verification(self, event: Account.Registered) -> None:
-        account = self.store.load(Account, event.originator_id, "User")
-        if account.email_verified:
+        account = self._addressee(event.originator_id)
+        if account is None or account.email_verified:
             return
         key = self.one_time.issue(account.id, VERIFY_EMAIL, VERIFY_EMAIL_TTL)
         self.mailer.send(Email(
@@ -111,7 +119,8 @@ class MailPolicies:
         ))
 
     def registration_attempt(self, event: Account.RegistrationAttempted) -> None:
-        account = self.store.load(Account, event.originator_id, "User")
+        if (account := self._addressee(event.originator_id)) is None:
+            return
         self.mailer.send(Email(
             to=account.email,
             subject="Someone tried to register with your email address",
@@ -124,8 +133,8 @@ class MailPolicies:
         ))
 
     def password_reset(self, event: Account.PasswordResetRequested) -> None:
-        account = self.store.load(Account, event.originator_id, "User")
-        if not account.active:
+        account = self._addressee(event.originator_id)
+        if account is None or not account.active:
             return
         key = self.one_time.issue(account.id, PASSWORD_RESET, PASSWORD_RESET_TTL)
         self.mailer.send(Email(

@@ -370,22 +370,33 @@ class ResetRequests(Aggregate):
     (AuthCommands.pass_on_reset)."""
 
     class Opened(Aggregate.Created):
+        """`generation` counts the streams of one email: a stream whose email was erased
+        (with its person) cannot carry requests any more, so the next one opens."""
+
         email: str
+        generation: int
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            state["generation"] = 0
 
     class Asked(Aggregate.Event):
         pass
 
     @staticmethod
-    def id_for(email: str) -> UUID:
-        return derived_id("password-reset", normalise_email(email))
+    def id_for(email: str, generation: int = 0) -> UUID:
+        key = normalise_email(email)
+        return derived_id("password-reset", key if generation == 0 else f"{key}#{generation}")
 
     @classmethod
-    def create_id(cls, email: str) -> UUID:
-        return cls.id_for(email)
+    def create_id(cls, email: str, generation: int = 0) -> UUID:
+        return cls.id_for(email, generation)
 
     @event(Opened)
-    def __init__(self, email: str) -> None:
+    def __init__(self, email: str, generation: int = 0) -> None:
         self.email = email
+        self.generation = generation
 
     def ask(self) -> None:
         self._asked()

@@ -102,6 +102,7 @@ class Background:
         return component
 
     def start_projections(self) -> None:
+        self.start_erasure_listener()
         views = self.c.views
         runner = ProjectionsRunner(self.c.store, [p(view=views[p]) for p in PROJECTIONS])
         self._supervise("projections", runner.run)
@@ -122,6 +123,7 @@ class Background:
         self._supervise("redelivery", redeliver)
 
     def start_worker(self) -> None:
+        self.start_erasure_listener()
         settings = self.c.settings
         self.components.append(messaging.start_worker(
             self.c.broker, settings.worker_threads, settings.worker_prefetch))
@@ -159,40 +161,61 @@ class Background:
         self.start_relay()
         self.start_worker()
 
-    def start_session_listener(self) -> Supervised:
-        """Hear revocations announced by other API processes (see RememberedSessions).
-        An account's revocation also drops its personal-data key from this process's
-        cache: an erasure revokes, so readers here see it at once, not after the TTL."""
+    def _forget_revoked(self, message: str) -> str:
+        """An account's revocation (an erasure revokes) drops what this process holds of
+        the account decrypted: its personal-data key and the cached aggregates, so its
+        readers and policies see an erasure at once, not after the key cache's minute."""
+        kind, _, raw = message.partition(":")
+        if kind == "account":
+            with contextlib.suppress(ValueError):
+                self.c.cipher.forget(UUID(raw))
+                self.c.store.forget_cached()
+        return message
+
+    def _revocations(self, stop: threading.Event, subscribed: Callable[[], None]
+                     ) -> Callable[[], Iterator[str]]:
         channel = revocations_channel(self.c.settings.redis_namespace)
-        redis, sessions, cipher = self.c.redis, self.c.sessions, self.c.cipher
+        pubsub = self.c.redis.pubsub(ignore_subscribe_messages=True)
 
-        def heard(message: str) -> str:
-            kind, _, raw = message.partition(":")
-            if kind == "account":
-                with contextlib.suppress(ValueError):
-                    cipher.forget(UUID(raw))
-            return message
+        def subscribe() -> Iterator[str]:
+            pubsub.subscribe(channel)  # now, before the listener forgets what it knew
+            subscribed()
 
-        def run(stop: threading.Event) -> None:
-            pubsub = redis.pubsub(ignore_subscribe_messages=True)
-
-            def subscribe() -> Iterator[str]:
-                pubsub.subscribe(channel)  # now, before listen() forgets what it knew
-
-                def messages() -> Iterator[str]:
+            def messages() -> Iterator[str]:
+                try:
                     while not stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message is not None:
-                            yield heard(bytes(message["data"]).decode())
+                            yield self._forget_revoked(bytes(message["data"]).decode())
+                finally:
+                    pubsub.close()
 
-                return messages()
+            return messages()
 
-            try:
-                sessions.listen(subscribe)
-            finally:
-                pubsub.close()
+        return subscribe
+
+    def start_session_listener(self) -> Supervised:
+        """Hear revocations announced by other API processes (see RememberedSessions),
+        and erasures (see _forget_revoked)."""
+        def run(stop: threading.Event) -> None:
+            self.c.sessions.listen(self._revocations(stop, lambda: None))
 
         return self._supervise("session-revocations", run)
+
+    def start_erasure_listener(self) -> Supervised:
+        """For processes that serve no sessions (projections, workers): hear erasures.
+        One per process, however many components need it."""
+        running = next((c for c in self.components
+                        if isinstance(c, Supervised) and c.name == "erasures"), None)
+        if running is not None:
+            return running
+
+        def run(stop: threading.Event) -> None:
+            # Whatever was announced before (re)subscribing is unknown: forget it all.
+            for _ in self._revocations(stop, lambda: self.c.cipher.forget())():
+                pass
+
+        return self._supervise("erasures", run)
 
     def start_position_listener(self) -> Supervised:
         """Hear the read models' positions as the projector commits them, so that

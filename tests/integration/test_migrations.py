@@ -39,13 +39,13 @@ def test_a_database_the_first_release_made_is_upgraded_with_its_rows(
                          "VALUES (%s, 'argon2-hash')", (account,))
         assert "alembic_version" not in _tables(url)
 
-        assert migrations.upgrade(url) == migrations.head() == "0004"
+        assert migrations.upgrade(url) == migrations.head() == "0005"
         assert {"pm_pending", "idempotency_keys", "alembic_version"} <= _tables(url)
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT password_hash FROM auth_credentials "
                                "WHERE account_id = %s", (account,)).fetchone()
         assert row == ("argon2-hash",)
-        assert migrations.upgrade(url) == "0004"  # again: nothing to do
+        assert migrations.upgrade(url) == "0005"  # again: nothing to do
 
 
 def test_a_new_database_gets_every_table() -> None:
@@ -54,4 +54,5 @@ def test_a_new_database_gets_every_table() -> None:
         assert {"auth_credentials", "auth_sessions", "auth_one_time_tokens", "pm_processed",
                 "pm_pending", "webhook_deliveries", "auth_secrets", "idempotency_keys",
                 "apranova_projection_stalls", "auth_signin_flows",
-                "auth_signin_tickets", "auth_mfa", "auth_mfa_recovery"} <= _tables(url)
+                "auth_signin_tickets", "auth_mfa", "auth_mfa_recovery",
+                "privacy_keys"} <= _tables(url)

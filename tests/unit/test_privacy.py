@@ -17,8 +17,9 @@ from application.auth import AuthCommands, LoginLimits
 from application.authorization import Actor
 from application.eventstore import EventStore
 from application.privacy import PrivacyCommands
+from application.processes import MailPolicies
 from domain.accounts import Account, EmailClaim, ResetRequests
-from domain.errors import Conflict, DomainError, Forbidden
+from domain.errors import Conflict, DomainError, Forbidden, Invalid
 from domain.privacy import ERASED, IMPERSONAL, PERSONAL, SUBJECT
 from domain.registry import event_classes
 from domain.roles import Role, Track
@@ -31,6 +32,7 @@ from tests.unit.fakes import (
     Credentials,
     Hasher,
     Limiter,
+    Mailbox,
     OneTime,
     Sessions,
     in_memory_store,
@@ -81,7 +83,7 @@ def world() -> Iterator[World]:
         root = accounts.create_administrator("root@example.com", "Root", PASSWORD,
                                              Role.SUPERADMIN).account_id
         yield World(store, keys, accounts, auth,
-                    PrivacyCommands(store, accounts, cipher, stores, Rows(), sessions,
+                    PrivacyCommands(store, accounts, auth, cipher, stores, Rows(), sessions,
                                     LogEvents(store), lambda person: f"p-{str(person)[:8]}"),
                     stores, sessions, Actor(root, Role.SUPERADMIN))
 
@@ -283,3 +285,42 @@ def test_erasure_keeps_deactivations_rules(world: World) -> None:
     assert world.store.load(Student, Student.id_for(person)).trainer_id is None
     world.privacy.erase(world.root, trainer, "request")
     assert world.store.load(Account, trainer).erased
+
+
+def test_no_mail_goes_to_an_erased_person(world: World) -> None:
+    mailbox = Mailbox()
+    mail = MailPolicies(world.store, mailbox, OneTime(), "https://lms.example")
+    person = _register(world)
+    enrolled = next(e for e in world.store.events.get(Student.id_for(person))
+                    if isinstance(e, Student.Enrolled))
+    registered = next(iter(world.store.events.get(person, lte=1)))
+    world.privacy.erase(world.root, person, "request")
+    mail.welcome(enrolled)
+    mail.verification(registered)  # type: ignore[arg-type]
+    assert mailbox.sent == []
+
+
+def test_a_returning_owner_of_an_erased_email_can_reset_their_password(world: World) -> None:
+    person = _register(world)
+    world.auth.request_password_reset("ada.lovelace@example.com", "127.0.0.1")
+    world.privacy.erase(world.root, person, "request")
+    again = _register(world, name="Ada Again")
+    world.auth.request_password_reset("ada.lovelace@example.com", "127.0.0.1")
+    streams = list(world.auth.reset_streams("ada.lovelace@example.com"))
+    assert [s.email for s in streams] == [ERASED, "ada.lovelace@example.com"]
+    asked = [e for e in world.store.events.get(streams[-1].id)
+             if isinstance(e, ResetRequests.Asked)]
+    world.auth.pass_on_reset(asked[-1])
+    assert "PasswordResetRequested" in [type(e).__name__
+                                        for e in world.store.events.get(again)]
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 501, "a\x00b",
+                                    "erasing Ada Lovelace as asked",
+                                    "for ADA.LOVELACE@example.com"])
+def test_an_erasure_reason_is_text_naming_nobody_and_nothing_changes_without_one(
+        world: World, reason: str) -> None:
+    person = _register(world)
+    with pytest.raises(Invalid):
+        world.privacy.erase(world.root, person, reason)
+    assert world.store.load(Account, person).active
