@@ -30,11 +30,13 @@ from application.ports import (
 )
 from domain.accounts import Account, EmailClaim, IdentityClaim
 from domain.errors import Forbidden, Invalid
-from domain.privacy import ERASED, PERSON_ID_FIELDS
+from domain.privacy import ERASED, PERSON_ID_FIELDS, SUBJECT, personal_fields, stream_class
 from domain.submissions import Submission
 from domain.text import require_storable
 
 EXPORT_PAGE = 500
+# In an export, what stands for another person's personal field.
+WITHHELD = "[another person's]"
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,8 @@ class PrivacyCommands:
         return Erasure(account_id, position)
 
     def _files_of(self, account_id: UUID) -> list[str]:
-        return [e.sha256 for _, e in self._events_of(account_id)
-                if isinstance(e, Submission.FileAttached)]
+        return [e.sha256 for _, e, own in self._events_of(account_id)
+                if own and isinstance(e, Submission.FileAttached)]
 
     # -- export ---------------------------------------------------------------------------
 
@@ -132,46 +134,57 @@ class PrivacyCommands:
         yield json.dumps(head)[:-1] + ', "events": ['
         files: list[dict[str, Any]] = []
         first = True
-        for position, event in self._events_of(account_id):
-            if isinstance(event, Submission.FileAttached):
+        for position, event, own in self._events_of(account_id):
+            if own and isinstance(event, Submission.FileAttached):
                 files.append({"submission_id": str(event.originator_id), "key": event.key,
                               "filename": event.filename, "sha256": event.sha256,
                               "size": event.size, "content_type": event.content_type,
                               "download": f"/api/curriculum/submissions/{event.originator_id}/"
                                           f"deliverables/{event.key}/file/"})
             yield ("" if first else ", ") + json.dumps(
-                self._exported(position, event, account_id))
+                self._exported(position, event, own, account_id))
             first = False
         yield '], "files": ' + json.dumps(files) + "}"
 
-    def _events_of(self, account_id: UUID) -> Iterator[tuple[int, Any]]:
-        """Events of the person's streams, or naming them (as the one who caused it, a
-        trainer, a student taken), in log order: a stream is theirs from its first event,
-        which names its person."""
+    def _events_of(self, account_id: UUID) -> Iterator[tuple[int, Any, bool]]:
+        """(position, event, whether the stream is the person's) of the person's streams
+        and of other events naming them (as the one who caused it, a trainer, a student
+        taken), in log order. A stream is theirs while its events name them as its person
+        (domain/privacy.py's SUBJECT): an email claim taken by someone else stops being."""
         theirs: set[UUID] = set()
         after = 0
         while page := self.log.events(after, EXPORT_PAGE):
             for position, event in page:
                 after = position
                 state = vars(event)
-                if event.originator_version == 1 and (
-                        event.originator_id == account_id
-                        or account_id in (state.get("account_id"), state.get("student_id"))):
+                attribute = SUBJECT.get(stream_class(type(event)))  # type: ignore[arg-type]
+                if attribute == "id" and event.originator_id == account_id:
                     theirs.add(event.originator_id)
-                if event.originator_id in theirs or any(
-                        state.get(name) == account_id for name in PERSON_ID_FIELDS):
-                    yield position, event
+                elif attribute is not None and attribute in state:
+                    if state[attribute] == account_id:
+                        theirs.add(event.originator_id)
+                    else:
+                        theirs.discard(event.originator_id)
+                own = event.originator_id in theirs
+                if own or any(state.get(name) == account_id for name in PERSON_ID_FIELDS):
+                    yield position, event, own
 
-    def _exported(self, position: int, event: Any, account_id: UUID) -> dict[str, Any]:
+    def _exported(self, position: int, event: Any, own: bool, account_id: UUID
+                  ) -> dict[str, Any]:
+        """An event as exported: other people as the analysts' pseudonyms, and in someone
+        else's stream their personal fields withheld (an event only naming the person)."""
+        withheld = set() if own else personal_fields(type(event))
         data: dict[str, Any] = {}
         for name, value in vars(event).items():
             if name in ("originator_id", "originator_version", "timestamp"):
                 continue
             person = name in PERSON_ID_FIELDS and isinstance(value, UUID) and value != account_id
-            # Other people appear as the pseudonyms the analysts' stream gives them.
-            data[name] = self.pseudonym(value) if person else plain(value)
+            data[name] = (WITHHELD if name in withheld else
+                          self.pseudonym(value) if person else plain(value))
+        stream = event.originator_id
         return {"position": position, "type": type(event).__qualname__,
-                "stream": str(event.originator_id), "version": event.originator_version,
+                "stream": str(stream) if own else self.pseudonym(stream),
+                "version": event.originator_version,
                 "at": event.timestamp.isoformat(), "data": data}
 
 

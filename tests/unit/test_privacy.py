@@ -324,3 +324,27 @@ def test_an_erasure_reason_is_text_naming_nobody_and_nothing_changes_without_one
     with pytest.raises(Invalid):
         world.privacy.erase(world.root, person, reason)
     assert world.store.load(Account, person).active
+
+
+def test_an_export_withholds_other_peoples_personal_fields(world: World) -> None:
+    admin = world.accounts.create_administrator("boss@example.com", "Boss", PASSWORD,
+                                                Role.ADMIN).account_id
+    victim = world.accounts.create_account(Actor(admin, Role.ADMIN), "victim@example.com",
+                                           "Victim Person", PASSWORD, Role.TRAINER,
+                                           None).account_id
+    document = export(world, Actor(admin, Role.ADMIN), admin)
+    text = json.dumps(document)
+    assert "victim@example.com" not in text and "Victim Person" not in text
+    assert str(victim) not in text
+    made = [e for e in document["events"]
+            if e["type"] == "Account.Registered" and e["stream"] != str(admin)]
+    assert made and made[0]["data"]["email"] == "[another person's]"
+    assert made[0]["data"]["actor_id"] == str(admin)
+
+
+def test_an_email_taken_again_leaves_the_erased_persons_export(world: World) -> None:
+    person = _register(world)
+    world.privacy.erase(world.root, person, "request")
+    _register(world, name="Someone Else")
+    text = json.dumps(export(world, ADMIN, person))
+    assert "ada.lovelace@example.com" not in text and "Someone Else" not in text
