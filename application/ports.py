@@ -422,8 +422,10 @@ class PersonalStores(Protocol):
     """What is kept about a person outside the log: credentials, sessions, secrets,
     two-factor rows, stored responses, sign-in tickets and uploaded files."""
 
-    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
-        """Delete all of it; of the files (sha256), those no one else's record holds."""
+    def forget(self, account_id: UUID, email: str, mentions: Sequence[str],
+               files: Sequence[str]) -> None:
+        """Delete all of it, and the files (sha256) given; failure texts quoting any of
+        `mentions` (their name, login) are replaced."""
         ...
 
 
@@ -432,6 +434,11 @@ class LogReader(Protocol):
 
     def events(self, after: int, limit: int) -> list[tuple[int, Any]]:
         """(position, domain event) of up to `limit` events after `after`."""
+        ...
+
+    def unsealed(self, streams: Sequence[UUID]) -> int:
+        """How many personal values these streams hold in plaintext (a log written before
+        sealing, until `apranova privacy migrate`)."""
         ...
 
 

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from application.accounts import AccountCommands
 from application.audit import plain
-from application.auth import AuthCommands
+from application.auth import AuthCommands, RateLimited
 from application.authorization import ADMINISTRATORS, ERASERS, Actor
 from application.eventstore import EventStore, retry_on_conflict
 from application.ports import (
@@ -26,15 +26,17 @@ from application.ports import (
     PersonalCipher,
     PersonalRows,
     PersonalStores,
+    RateLimiter,
     SessionStore,
 )
 from domain.accounts import Account, EmailClaim, IdentityClaim
-from domain.errors import Forbidden, Invalid
+from domain.errors import Conflict, Forbidden, Invalid
 from domain.privacy import ERASED, PERSON_ID_FIELDS, SUBJECT, personal_fields, stream_class
 from domain.submissions import Submission
 from domain.text import require_storable
 
 EXPORT_PAGE = 500
+EXPORTS_PER_HOUR = 30
 # In an export, what stands for another person's personal field.
 WITHHELD = "[another person's]"
 
@@ -47,12 +49,13 @@ class Erasure:
 
 class PrivacyCommands:
     def __init__(self, store: EventStore, accounts: AccountCommands, auth: AuthCommands,
-                 cipher: PersonalCipher,
+                 limiter: RateLimiter, cipher: PersonalCipher,
                  stores: PersonalStores, rows: PersonalRows, sessions: SessionStore,
                  log: LogReader, pseudonym: Callable[[UUID], str]) -> None:
         self.store = store
         self.accounts = accounts
         self.auth = auth
+        self.limiter = limiter
         self.rows = rows
         self.cipher = cipher
         self.stores = stores
@@ -70,7 +73,11 @@ class PrivacyCommands:
         # outage interrupted after its events can still be finished by asking again.
         email = account.email
         _check_reason(reason, account)
-        files = self._files_of(account_id)
+        files, streams = self._files_and_streams_of(account_id)
+        if self.log.unsealed(streams):
+            # Destroying the key would erase nothing: the log holds the text itself.
+            raise Conflict("This person's data is not sealed yet; run `apranova privacy "
+                           "migrate` first", code="LOG_NOT_SEALED")
         resets = ([] if email == ERASED else
                   [r.id for r in self.auth.reset_streams(email)])
         if account.active:
@@ -97,15 +104,24 @@ class PrivacyCommands:
         for stream in resets:
             self.cipher.destroy(stream)
         self.sessions.revoke_all(account_id)
-        self.stores.forget(account_id, email, files)
+        mentions = [v for v in (account.name, account.github_login) if v and len(v) >= 3]
+        self.stores.forget(account_id, email, mentions, files)
         # The person's own key last: until it goes, asking again finds all of the above.
         self.cipher.destroy(account_id)
         self.store.forget_cached()
         return Erasure(account_id, position)
 
-    def _files_of(self, account_id: UUID) -> list[str]:
-        return [e.sha256 for _, e, own in self._events_of(account_id)
-                if own and isinstance(e, Submission.FileAttached)]
+    def _files_and_streams_of(self, account_id: UUID) -> tuple[list[str], list[UUID]]:
+        """The person's uploads no one else's submission holds, and their streams."""
+        mine: set[str] = set()
+        others: set[str] = set()
+        streams: set[UUID] = set()
+        for _, event, own in self._events_of(account_id, everything=True):
+            if own:
+                streams.add(event.originator_id)
+            if isinstance(event, Submission.FileAttached):
+                (mine if own else others).add(event.sha256)
+        return sorted(mine - others), sorted(streams)
 
     # -- export ---------------------------------------------------------------------------
 
@@ -116,6 +132,9 @@ class PrivacyCommands:
         if actor.id != account_id and actor.role not in ADMINISTRATORS:
             raise Forbidden("People export their own data; administrators anyone's",
                             code="PERMISSION_DENIED")
+        # Each export reads the whole log: a few an hour is plenty for a person.
+        if wait := self.limiter.hit(f"export:{actor.id}", EXPORTS_PER_HOUR, 3600):
+            raise RateLimited(wait)
         account = self.store.load(Account, account_id, "User")
         # Another process may still cache what an erased account held: the flag decides.
         erased = account.erased
@@ -146,11 +165,13 @@ class PrivacyCommands:
             first = False
         yield '], "files": ' + json.dumps(files) + "}"
 
-    def _events_of(self, account_id: UUID) -> Iterator[tuple[int, Any, bool]]:
+    def _events_of(self, account_id: UUID, everything: bool = False
+                   ) -> Iterator[tuple[int, Any, bool]]:
         """(position, event, whether the stream is the person's) of the person's streams
         and of other events naming them (as the one who caused it, a trainer, a student
-        taken), in log order. A stream is theirs while its events name them as its person
-        (domain/privacy.py's SUBJECT): an email claim taken by someone else stops being."""
+        taken), in log order (`everything`: every event). A stream is theirs while its
+        events name them as its person (domain/privacy.py's SUBJECT): an email claim
+        taken by someone else stops being."""
         theirs: set[UUID] = set()
         after = 0
         while page := self.log.events(after, EXPORT_PAGE):
@@ -166,7 +187,8 @@ class PrivacyCommands:
                     else:
                         theirs.discard(event.originator_id)
                 own = event.originator_id in theirs
-                if own or any(state.get(name) == account_id for name in PERSON_ID_FIELDS):
+                if own or everything or any(state.get(name) == account_id
+                                            for name in PERSON_ID_FIELDS):
                     yield position, event, own
 
     def _exported(self, position: int, event: Any, own: bool, account_id: UUID

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
 
 from application.ports import PersonalCipher
 from domain.privacy import ERASED, personal_fields, stream_class, subject_in, subject_of
@@ -74,3 +75,9 @@ def recording(objs: tuple[Any, ...]) -> dict[int, UUID]:
             for event in obj.pending_events:
                 found[id(event)] = subject
     return found
+
+
+def plaintext_fields(topic: str, state: Mapping[str, Any]) -> list[str]:
+    """The personal fields a stored event's state holds as plaintext (not sealed)."""
+    return [name for name in personal_fields(resolve_topic(topic))
+            if isinstance(state.get(name), str)]

@@ -407,7 +407,7 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
 
     pseudonyms = Pseudonymiser(keys.secret(
         settings.pseudonym_key, settings.data_dir, "pseudonym-key").encode())
-    privacy = PrivacyCommands(store, accounts, auth, cipher,
+    privacy = PrivacyCommands(store, accounts, auth, limiter, cipher,
                               PostgresPersonalStores(pool, files),
                               PostgresPersonalRows(pool), sessions, LogEvents(store),
                               lambda person: str(pseudonyms(person)))

@@ -309,3 +309,10 @@ class LogEvents:
     def events(self, after: int, limit: int) -> list[tuple[int, Any]]:
         batch = self.store.recorder.select_notifications(start=after + 1, limit=limit)
         return [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]
+
+    def unsealed(self, streams: Sequence[UUID]) -> int:
+        from application.sealing import plaintext_fields
+
+        transcoder = self.store.mapper.transcoder
+        return sum(len(plaintext_fields(stored.topic, transcoder.decode(stored.state)))
+                   for stream in streams for stored in self.store.recorder.select_events(stream))

@@ -186,9 +186,11 @@ class PostgresPersonalStores:
         self.pool = pool
         self.files = files
 
-    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
+    def forget(self, account_id: UUID, email: str, mentions: Sequence[str],
+               files: Sequence[str]) -> None:
         owners = [account_id, Student.id_for(account_id)]
-        mentions = [str(account_id).encode()] + ([email.encode()] if email != ERASED else [])
+        naming = [str(account_id).encode()] + ([email.encode()] if email != ERASED else [])
+        quoted = [*naming, *(m.encode() for m in mentions)]
         with self.pool.connection() as conn, conn.transaction():
             for sql in (
                 "DELETE FROM auth_credentials WHERE account_id = %(id)s",
@@ -208,14 +210,10 @@ class PostgresPersonalStores:
             ):
                 conn.execute(sql, {
                     "id": account_id, "owners": owners, "email": email,
-                    "text_id": str(account_id), "mentions": mentions, "erased": ERASED,
+                    "text_id": str(account_id), "mentions": naming, "erased": ERASED,
                     "like": ["%" + m.decode().replace("%", r"\%").replace("_", r"\_") + "%"
-                             for m in mentions]})
-            shared = {row[0] for row in conn.execute(
-                "SELECT f FROM unnest(%s::text[]) f WHERE EXISTS (SELECT 1 FROM rm_submissions "
-                "WHERE student_id <> %s AND position(f IN deliverables::text) > 0)",
-                (list(files), account_id))}
-        for sha256 in set(files) - shared:
+                             for m in quoted]})
+        for sha256 in files:
             self.files.delete(sha256)
 
 

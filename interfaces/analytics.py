@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, create_model
 
+from domain.privacy import personal_fields
 from domain.registry import AGGREGATES, event_classes
-from projections.analytics import DROPPED_FIELDS, PERSON_FIELDS, SOURCE
+from projections.analytics import PERSON_FIELDS, SOURCE
 
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp",
                              "originator_topic"})
@@ -17,10 +18,10 @@ Pseudonym = Annotated[str | None, Field(description="pseudonym")]
 
 def data_schema(cls: type) -> dict[str, Any]:
     """The JSON Schema of an event's `data` as the stream shows it: pydantic's schema of
-    the class's own fields, people as pseudonyms, names and emails left out."""
+    the class's own fields, people as pseudonyms, personal fields left out."""
     fields: dict[str, Any] = {}
     for name, hint in typing.get_type_hints(cls).items():
-        if name in ENVELOPE_FIELDS or name in DROPPED_FIELDS or \
+        if name in ENVELOPE_FIELDS or name in personal_fields(cls) or \
                 typing.get_origin(hint) is typing.ClassVar:
             continue
         fields[name] = (Pseudonym if name in PERSON_FIELDS else hint, ...)

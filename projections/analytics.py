@@ -16,19 +16,18 @@ from eventsourcing.utils import get_topic
 
 from application.audit import event_data
 from application.eventstore import EventStore
-from domain.privacy import PERSON_ID_FIELDS
+from domain.privacy import PERSON_ID_FIELDS, personal_fields
 from domain.quizzes import Attempt
 from domain.registry import NAMES, event_classes
 
 SOURCE = "urn:apranova"
 EVENT_NAMESPACE = UUID("9d8f3a52-1c67-4f0e-8a4b-2f1f3c5d7e90")
 PERSON_FIELDS = PERSON_ID_FIELDS
-# Aggregates whose id says who someone is: an account's id is the person, and an email
-# claim's or a reset request's is derived from an email address.
-PERSONAL_SUBJECTS = frozenset({"account", "email-claim", "password-reset-requests"})
-# Names, emails and GitHub identities (a login, or a repository or pull-request URL
-# that contains one) say who someone is.
-DROPPED_FIELDS = frozenset({"email", "name", "login", "full_name", "url"})
+# Aggregates whose id says who someone is: an account's id is the person; an email
+# claim's or a reset request's is derived from an email address, an identity claim's from
+# a provider's subject, a repository's from a GitHub login.
+PERSONAL_SUBJECTS = frozenset({"account", "email-claim", "password-reset-requests",
+                               "identity-claim", "repository"})
 XAPI_VERBS = {
     "attempted": "http://adlnet.gov/expapi/verbs/attempted",
     "completed": "http://adlnet.gov/expapi/verbs/completed",
@@ -51,9 +50,10 @@ class Pseudonymiser:
         digest = hmac.new(self.key, str(person).encode(), hashlib.sha256).hexdigest()
         return f"p-{digest[:24]}"
 
-    def data(self, data: dict[str, Any]) -> dict[str, Any]:
+    def data(self, data: dict[str, Any], personal: frozenset[str]) -> dict[str, Any]:
         """The event's data with people's ids pseudonymised, also where a value is made
-        from one (a workspace's container is named after its student)."""
+        from one (a workspace's container is named after its student), and its personal
+        fields (domain/privacy.py) left out: the stream never names anyone."""
         people = {str(v): str(self(v)) for k, v in data.items()
                   if k in PERSON_FIELDS and v is not None}
 
@@ -69,7 +69,7 @@ class Pseudonymiser:
             return value
 
         return {k: (self(v) if k in PERSON_FIELDS else clean(v))
-                for k, v in data.items() if k not in DROPPED_FIELDS}
+                for k, v in data.items() if k not in personal}
 
 
 def event_type(aggregate: str, event: Any) -> str:
@@ -103,7 +103,7 @@ class EventStream:
             "subject": str(subject),
             "sequence": str(notification.id),
             "datacontenttype": "application/json",
-            "data": self.pseudonymise.data(event_data(event)),
+            "data": self.pseudonymise.data(event_data(event), personal_fields(type(event))),
         }
 
     def page(self, after: int, limit: int, types: set[str] | None = None

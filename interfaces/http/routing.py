@@ -59,6 +59,8 @@ ERROR_DESCRIPTIONS = {
 # Paths that take a one-time key (from an emailed link, or a sign-in's ticket).
 ONE_TIME_LINKS = ("/api/auth/verify-email/", "/api/auth/password/reset/confirm/",
                   "/api/auth/oauth/complete/")
+# Paths outside /api/auth/ whose callers are limited (sign-in callbacks, exports).
+RATE_LIMITED_ENDS = ("/callback/", "/export/")
 # Paths whose student actions need the track paid for (PaymentRequired).
 PAID_PREFIXES = ("/api/curriculum/", "/api/users/workspace/", "/api/quiz/quizzes/")
 
@@ -89,7 +91,7 @@ def error_statuses(route: APIRoute) -> set[int]:
         statuses |= {409, 413}
         if route.path.startswith(PAID_PREFIXES):
             statuses.add(402)
-    if route.path.startswith("/api/auth/") or route.path.endswith("/callback/"):
+    if route.path.startswith("/api/auth/") or route.path.endswith(RATE_LIMITED_ENDS):
         statuses |= {401, 429}
     if route.path.startswith(ONE_TIME_LINKS):
         statuses.add(410)

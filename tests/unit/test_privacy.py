@@ -8,15 +8,16 @@ import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import Mapper
 
 from application.accounts import AccountCommands
-from application.auth import AuthCommands, LoginLimits
+from application.auth import AuthCommands, LoginLimits, RateLimited
 from application.authorization import Actor
 from application.eventstore import EventStore
-from application.privacy import PrivacyCommands
+from application.privacy import EXPORTS_PER_HOUR, PrivacyCommands
 from application.processes import MailPolicies
 from domain.accounts import Account, EmailClaim, ResetRequests
 from domain.errors import Conflict, DomainError, Forbidden, Invalid
@@ -47,7 +48,8 @@ class Stores:
         self.credentials = credentials
         self.forgotten: list[tuple[UUID, str, list[str]]] = []
 
-    def forget(self, account_id: UUID, email: str, files: Sequence[str]) -> None:
+    def forget(self, account_id: UUID, email: str, mentions: Sequence[str],
+               files: Sequence[str]) -> None:
         self.credentials.forget(account_id)
         self.forgotten.append((account_id, email, list(files)))
 
@@ -83,8 +85,9 @@ def world() -> Iterator[World]:
         root = accounts.create_administrator("root@example.com", "Root", PASSWORD,
                                              Role.SUPERADMIN).account_id
         yield World(store, keys, accounts, auth,
-                    PrivacyCommands(store, accounts, auth, cipher, stores, Rows(), sessions,
-                                    LogEvents(store), lambda person: f"p-{str(person)[:8]}"),
+                    PrivacyCommands(store, accounts, auth, Limiter(), cipher, stores, Rows(),
+                                    sessions, LogEvents(store),
+                                    lambda person: f"p-{str(person)[:8]}"),
                     stores, sessions, Actor(root, Role.SUPERADMIN))
 
 
@@ -348,3 +351,26 @@ def test_an_email_taken_again_leaves_the_erased_persons_export(world: World) -> 
     _register(world, name="Someone Else")
     text = json.dumps(export(world, ADMIN, person))
     assert "ada.lovelace@example.com" not in text and "Someone Else" not in text
+
+
+def test_erasure_is_refused_while_the_persons_data_is_not_sealed(world: World) -> None:
+    person = uuid4()
+    account = Account(id=person, email="old@example.com", name="Old Plaintext",
+                      role=Role.STUDENT.value, actor_id=person)
+    plain = Mapper(transcoder=world.store.mapper.transcoder)
+    world.store.recorder.insert_events([plain.to_stored_event(e)
+                                        for e in account.collect_events()])
+    assert world.store.load(Account, person).name == "Old Plaintext"
+    with pytest.raises(Conflict) as refused:
+        world.privacy.erase(world.root, person, "request")
+    assert refused.value.code == "LOG_NOT_SEALED"
+    assert world.store.load(Account, person).active
+
+
+def test_exports_are_limited_per_caller(world: World) -> None:
+    person = _register(world)
+    me = Actor(person, Role.STUDENT)
+    for _ in range(EXPORTS_PER_HOUR):
+        export(world, me, person)
+    with pytest.raises(RateLimited):
+        world.privacy.export(me, person)
