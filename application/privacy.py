@@ -145,15 +145,19 @@ class PrivacyCommands:
                             "github_login": ERASED if erased and account.github_login
                             else account.github_login,
                             "identities": sorted(account.identities),
+                            "two_factor": account.two_factor,
                             "active": account.active, "erased": erased}}
         head["read_models"] = self.rows.rows_of(account_id)
-        return self._export(account_id, head)
+        # Reset requests are a stream per email, not per account: theirs by the address.
+        resets = set() if erased else {r.id for r in self.auth.reset_streams(account.email)}
+        return self._export(account_id, head, resets)
 
-    def _export(self, account_id: UUID, head: dict[str, Any]) -> Iterator[str]:
+    def _export(self, account_id: UUID, head: dict[str, Any], resets: set[UUID]
+                ) -> Iterator[str]:
         yield json.dumps(head)[:-1] + ', "events": ['
         files: list[dict[str, Any]] = []
         first = True
-        for position, event, own in self._events_of(account_id):
+        for position, event, own in self._events_of(account_id, also=resets):
             if own and isinstance(event, Submission.FileAttached):
                 files.append({"submission_id": str(event.originator_id), "key": event.key,
                               "filename": event.filename, "sha256": event.sha256,
@@ -165,14 +169,14 @@ class PrivacyCommands:
             first = False
         yield '], "files": ' + json.dumps(files) + "}"
 
-    def _events_of(self, account_id: UUID, everything: bool = False
-                   ) -> Iterator[tuple[int, Any, bool]]:
+    def _events_of(self, account_id: UUID, everything: bool = False,
+                   also: set[UUID] | None = None) -> Iterator[tuple[int, Any, bool]]:
         """(position, event, whether the stream is the person's) of the person's streams
         and of other events naming them (as the one who caused it, a trainer, a student
-        taken), in log order (`everything`: every event). A stream is theirs while its
-        events name them as its person (domain/privacy.py's SUBJECT): an email claim
-        taken by someone else stops being."""
-        theirs: set[UUID] = set()
+        taken), in log order; `everything`: every event; `also`: more streams of theirs.
+        A stream is theirs while its events name them as its person (domain/privacy.py's
+        SUBJECT): an email claim taken by someone else stops being."""
+        theirs: set[UUID] = set(also or ())
         after = 0
         while page := self.log.events(after, EXPORT_PAGE):
             for position, event in page:

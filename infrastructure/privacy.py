@@ -78,6 +78,8 @@ class PostgresKeyTable:
                 "VALUES (%s, NULL, now()) ON CONFLICT (subject) DO UPDATE "
                 "SET wrapped = NULL, destroyed_at = coalesce(privacy_keys.destroyed_at, now())",
                 (subject,))
+            # The row's old version, key and all, stays in the table until vacuumed.
+            conn.execute("VACUUM privacy_keys")
 
 
 class MemoryKeyTable:
@@ -219,8 +221,10 @@ class PostgresPersonalStores:
 
 # Each read model table that holds rows about a person, by the column naming them.
 ROWS_OF_A_PERSON = {
-    "rm_users": "id", "rm_progress": "account_id", "rm_submissions": "student_id",
-    "rm_payments": "student_id", "rm_attempts": "student_id", "rm_workspaces": "student_id",
+    "rm_users": "id", "rm_progress_owners": "account_id", "rm_progress": "account_id",
+    "rm_submission_people": "account_id", "rm_submissions": "student_id",
+    "rm_payments": "student_id", "rm_attempts": "student_id", "rm_quiz_takers": "student_id",
+    "rm_workspaces": "student_id",
 }
 
 
@@ -239,6 +243,10 @@ class PostgresPersonalRows:
                     f"SELECT to_jsonb(t) FROM {table} t WHERE {column} = %s",
                     (account_id,)).fetchall()
                 found[table] = [row[0] for row in rows]
+            found["rm_submission_history"] = [row[0] for row in conn.execute(
+                "SELECT to_jsonb(h) FROM rm_submission_history h JOIN rm_submissions s "
+                "ON s.id = h.submission_id WHERE s.student_id = %s "
+                "ORDER BY h.submission_id, h.version", (account_id,)).fetchall()]
         return found
 
 

@@ -374,3 +374,11 @@ def test_exports_are_limited_per_caller(world: World) -> None:
         export(world, me, person)
     with pytest.raises(RateLimited):
         world.privacy.export(me, person)
+
+
+def test_an_export_holds_the_persons_reset_requests(world: World) -> None:
+    person = _register(world)
+    world.auth.request_password_reset("ada.lovelace@example.com", "127.0.0.1")
+    events = export(world, Actor(person, Role.STUDENT), person)["events"]
+    opened = [e for e in events if e["type"] == "ResetRequests.Opened"]
+    assert [e["data"]["email"] for e in opened] == ["ada.lovelace@example.com"]
