@@ -103,11 +103,12 @@ class PrivacyCommands:
         position = retry_on_conflict(command)
         for stream in resets:
             self.cipher.destroy(stream)
-        self.sessions.revoke_all(account_id)
         mentions = [v for v in (account.name, account.github_login) if v and len(v) >= 3]
         self.stores.forget(account_id, email, mentions, files)
         # The person's own key last: until it goes, asking again finds all of the above.
         self.cipher.destroy(account_id)
+        # Announced after the key is gone, so no process that hears it can still read it.
+        self.sessions.revoke_all(account_id)
         self.store.forget_cached()
         return Erasure(account_id, position)
 
