@@ -425,7 +425,8 @@ class PersonalStores(Protocol):
     def forget(self, account_id: UUID, email: str, mentions: Sequence[str],
                files: Sequence[str]) -> None:
         """Delete all of it, and the files (sha256) given; failure texts quoting any of
-        `mentions` (their name, login) are replaced."""
+        `mentions` (their name, login, provider subjects) are replaced, and sign-in
+        tickets for those subjects deleted."""
         ...
 
 

@@ -103,7 +103,9 @@ class PrivacyCommands:
         position = retry_on_conflict(command)
         for stream in resets:
             self.cipher.destroy(stream)
-        mentions = [v for v in (account.name, account.github_login) if v and len(v) >= 3]
+        mentions = [v for v in (account.name, account.github_login,
+                                *(subject for _, subject in account.identities.values()))
+                    if v and v != ERASED and len(v) >= 3]
         self.stores.forget(account_id, email, mentions, files)
         # The person's own key last: until it goes, asking again finds all of the above.
         self.cipher.destroy(account_id)

@@ -201,7 +201,8 @@ class PostgresPersonalStores:
                 "DELETE FROM auth_secrets WHERE owner = ANY(%(owners)s)",
                 "DELETE FROM auth_mfa WHERE account_id = %(id)s",
                 "DELETE FROM auth_mfa_recovery WHERE account_id = %(id)s",
-                "DELETE FROM auth_signin_tickets WHERE email = %(email)s",
+                "DELETE FROM auth_signin_tickets WHERE email = %(email)s "
+                "OR subject = ANY(%(quoted_text)s)",
                 # Responses kept for retries: the person's own, and others' that name them.
                 "DELETE FROM idempotency_keys WHERE subject = %(text_id)s OR EXISTS ("
                 "SELECT 1 FROM unnest(%(mentions)s::bytea[]) m WHERE position(m IN body) > 0)",
@@ -213,6 +214,7 @@ class PostgresPersonalStores:
                 conn.execute(sql, {
                     "id": account_id, "owners": owners, "email": email,
                     "text_id": str(account_id), "mentions": naming, "erased": ERASED,
+                    "quoted_text": list(mentions),
                     "like": ["%" + m.decode().replace("%", r"\%").replace("_", r"\_") + "%"
                              for m in quoted]})
         for sha256 in files:
