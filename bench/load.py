@@ -375,6 +375,7 @@ def serve_env(settings: Settings) -> dict[str, str]:
             "APRANOVA_LOGIN_MAX_PER_IP": str(settings.login_max_per_ip),
             "APRANOVA_LOGIN_MAX_PER_ACCOUNT": str(settings.login_max_per_account),
             "APRANOVA_POOL_SIZE": str(settings.pool_size),
+            "APRANOVA_READ_CACHE_ENTRIES": str(settings.read_cache_entries),
             "APRANOVA_DATA_DIR": str(settings.data_dir),
             "APRANOVA_HEARTBEAT_FILE": str(settings.data_dir / "heartbeat")}
 
@@ -403,7 +404,8 @@ class Stack:
 
 
 @contextmanager
-def bench_stack(name: str, pool_size: int) -> Iterator[Stack]:
+def bench_stack(name: str, pool_size: int, read_cache_entries: int = 10_000
+                ) -> Iterator[Stack]:
     """A fresh database (with the SELECT baseline's table), a container on it and a data
     directory; the run's Redis keys are removed afterwards."""
     with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
@@ -413,7 +415,7 @@ def bench_stack(name: str, pool_size: int) -> Iterator[Stack]:
                             data_dir=Path(tmp), login_max_per_ip=10**9,
                             login_max_per_account=10**6, pool_size=pool_size,
                             # The mix measures students; its admin signs in with a password.
-                            mfa_required_roles=[])
+                            mfa_required_roles=[], read_cache_entries=read_cache_entries)
         container = build(settings)
         try:
             with psycopg.connect(url, autocommit=True) as conn:

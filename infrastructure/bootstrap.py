@@ -89,6 +89,7 @@ from infrastructure.stripe_gateway import StripeGateway
 from infrastructure.totp import PyOtpAuthenticator
 from infrastructure.webhooks import WebhookInbox
 from projections.analytics import EventStream, Pseudonymiser
+from projections.answers import AnswerCache
 from projections.base import ReadModelProjection
 from projections.catalog import CatalogProjection, CatalogView
 from projections.models import PROJECTIONS
@@ -183,6 +184,7 @@ class Container:
     audit: AuditQueries
     privacy: PrivacyCommands
     cipher: SubjectKeys
+    answers: AnswerCache
     stream: EventStream
     policies: list[Policy]
     pending: messaging.Pending
@@ -431,5 +433,6 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
         webhooks=WebhookInbox(pool), idempotency=idempotency.IdempotencyRecords(pool),
         views=views, audit=AuditQueries(store),
         stream=EventStream(store, pseudonyms), privacy=privacy, cipher=cipher,
+        answers=AnswerCache(settings.read_cache_entries),
         policies=policies, pending=pending, broker=broker, dispatcher=dispatcher, _handles=handles,
     )

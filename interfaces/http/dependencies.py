@@ -35,6 +35,7 @@ from infrastructure.files import LocalFileStore
 from infrastructure.messaging import Dispatcher
 from infrastructure.webhooks import WebhookInbox
 from projections.analytics import EventStream
+from projections.answers import AnswerCache
 from projections.base import PositionBoard
 from projections.catalog import CatalogView
 from projections.payments import PaymentsView
@@ -157,6 +158,10 @@ async def event_stream(request: Request) -> EventStream:
     return _container(request).stream
 
 
+async def answer_cache(request: Request) -> AnswerCache:
+    return _container(request).answers
+
+
 async def position_board(request: Request) -> PositionBoard:
     """Where this process hears the positions of the log and of the read models (the
     views of one database share one board)."""
@@ -175,6 +180,7 @@ WorkspaceViewsDep = Annotated[WorkspacesView, Depends(workspaces_view)]
 AuditDep = Annotated[AuditQueries, Depends(audit_queries)]
 EventStreamDep = Annotated[EventStream, Depends(event_stream)]
 PositionBoardDep = Annotated[PositionBoard, Depends(position_board)]
+AnswerCacheDep = Annotated[AnswerCache, Depends(answer_cache)]
 
 
 # -- other adapters --------------------------------------------------------------------------

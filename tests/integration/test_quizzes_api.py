@@ -479,3 +479,25 @@ def test_statistics_running_totals_equal_a_recount_through_submissions_and_regra
             curs.execute(f"DELETE FROM {table} WHERE quiz_id = %s", (quiz["id"],))
     view.create_table()
     agree(stats(r.headers["X-Position"]))
+
+
+def test_the_quiz_list_is_answered_from_memory_until_a_quiz_is_published(
+        server: Server, client: httpx.Client, author: User) -> None:
+    student = register_student(client, "DP")
+    answers = server.container.answers
+    first = client.get("/api/quiz/quizzes/", headers=student.headers)
+    assert first.status_code == 200
+    hits = answers.hits
+    again = client.get("/api/quiz/quizzes/", headers=student.headers)
+    assert again.content == first.content and answers.hits == hits + 1
+    # Publishing moves the students' model: with its position, the list shows the quiz.
+    quiz = generate(client, author)
+    r = client.post(f"/api/quiz/quizzes/{quiz['id']}/publish/", headers=author.headers)
+    assert r.status_code == 200
+    listed = client.get("/api/quiz/quizzes/", headers={
+        **student.headers, "X-Position": r.headers["X-Position"]})
+    assert quiz["id"] in [q["id"] for q in listed.json()["results"]]
+    assert listed.json()["count"] == first.json()["count"] + 1
+    # Another student of the track gets an answer of their own, not the first one's.
+    other = client.get("/api/quiz/quizzes/", headers=register_student(client, "FSD").headers)
+    assert quiz["id"] not in [q["id"] for q in other.json()["results"]]

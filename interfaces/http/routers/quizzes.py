@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response, status
+from psycopg.rows import DictRow
 from pydantic import BaseModel, Field, StringConstraints
 
 from application.authorization import authors_quiz, may_author_quizzes, trainer_scope
@@ -25,6 +26,7 @@ from domain.quizzes import (
 from domain.roles import Track, is_staff
 from interfaces.http.consistency import Settling, answer_after
 from interfaces.http.dependencies import (
+    AnswerCacheDep,
     AttemptsDep,
     Principal,
     PrincipalDep,
@@ -37,6 +39,7 @@ from interfaces.http.dependencies import (
 from interfaces.http.pagination import Page, PageParams, page_params, paginate
 from interfaces.http.routing import Router
 from interfaces.http.schemas import Body, Title
+from projections.base import ReadModel
 from projections.quizzes import AttemptsView, QuizzesView, StudentQuizzesView, public_questions
 
 router = Router(prefix="/api/quiz", tags=["quizzes"])
@@ -245,33 +248,50 @@ def generate(body: GenerateIn, p: PrincipalDep, quizzes: QuizCommandsDep,
     return AcceptedQuizOut(id=created.id, status="generating")
 
 
-@router.get("/quizzes/", response_model=Page[QuizSummaryOut])
+QuizPage = Page[QuizSummaryOut]
+
+
+@router.get("/quizzes/", response_model=QuizPage)
 def list_quizzes(request: Request, p: PrincipalDep, quiz_views: QuizViewsDep,
-                 student_quizzes: StudentQuizzesDep, users: UsersDep, pages: Pages,
-                 position: Position,
+                 student_quizzes: StudentQuizzesDep, users: UsersDep, answers: AnswerCacheDep,
+                 pages: Pages, position: Position,
                  status_filter: Annotated[Literal["generating", "draft", "failed", "published",
                                                   "archived"] | None,
-                                          Query(alias="status")] = None) -> dict[str, Any]:
-    """Authors see their own quizzes (overseers all); others the published ones."""
+                                          Query(alias="status")] = None) -> Response:
+    """Authors see their own quizzes (overseers all); others the published ones. The
+    answer is kept until a model it reads moves (projections/answers.py)."""
+    views: tuple[ReadModel, ...]
     if may_author_quizzes(p.role):
-        quiz_views.catch_up(position)
-        count, rows = quiz_views.page(
-            offset=pages.offset, limit=pages.page_size, status=status_filter,
-            owner_id=trainer_scope(p.actor))
-        results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
-                                  status=r["status"], question_count=r["question_count"],
-                                  settings=r["settings"], published_at=r["published_at"])
-                   for r in rows]
+        views, scope = (quiz_views,), ("authors", trainer_scope(p.actor))
+
+        def page() -> tuple[int, list[DictRow], str | None]:
+            count, rows = quiz_views.page(
+                offset=pages.offset, limit=pages.page_size, status=status_filter,
+                owner_id=trainer_scope(p.actor))
+            return count, rows, None
     else:
-        for model in (student_quizzes, users):  # the list follows the student's track
-            model.catch_up(position)
-        count, rows = student_quizzes.page(offset=pages.offset, limit=pages.page_size,
-                                           student_id=p.id)
+        # The list follows the student's track, which the users model holds.
+        views, scope = (student_quizzes, users), ("student", p.id)
+
+        def page() -> tuple[int, list[DictRow], str | None]:
+            count, rows = student_quizzes.page(offset=pages.offset, limit=pages.page_size,
+                                               student_id=p.id)
+            return count, rows, "published"
+
+    for model in views:
+        model.catch_up(position)
+
+    def make() -> bytes:
+        count, rows, status = page()
         results = [QuizSummaryOut(id=r["id"], title=r["title"], track=r["track"],
-                                  status="published", question_count=r["question_count"],
-                                  settings=r["settings"], published_at=r["published_at"])
-                   for r in rows]
-    return paginate(request, pages, count, results)
+                                  status=status or r["status"],
+                                  question_count=r["question_count"], settings=r["settings"],
+                                  published_at=r["published_at"]) for r in rows]
+        return QuizPage.model_validate(paginate(request, pages, count, results)
+                                       ).model_dump_json().encode()
+
+    body = answers.answer(views, (scope, str(request.url)), make)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/quizzes/{quiz_id}/", response_model=QuizOut | StudentQuizOut)
