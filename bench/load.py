@@ -376,6 +376,7 @@ def serve_env(settings: Settings) -> dict[str, str]:
             "APRANOVA_LOGIN_MAX_PER_ACCOUNT": str(settings.login_max_per_account),
             "APRANOVA_POOL_SIZE": str(settings.pool_size),
             "APRANOVA_READ_CACHE_ENTRIES": str(settings.read_cache_entries),
+            "APRANOVA_MFA_REQUIRED_ROLES": json.dumps(settings.mfa_required_roles),
             "APRANOVA_DATA_DIR": str(settings.data_dir),
             "APRANOVA_HEARTBEAT_FILE": str(settings.data_dir / "heartbeat")}
 
