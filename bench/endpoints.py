@@ -137,11 +137,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--only", nargs="*", default=[""], metavar="WORD",
                         help="only endpoints whose name contains one of these (to profile)")
-    parser.add_argument("--read-cache-entries", type=int, default=10_000,
+    parser.add_argument("--read-cache-megabytes", type=int, default=32,
                         help="the API's answer cache (0: off, to measure without it)")
     args = parser.parse_args()
     with bench_stack("endpoints", pool_size=20,
-                     read_cache_entries=args.read_cache_entries) as stack, \
+                     read_cache_megabytes=args.read_cache_megabytes) as stack, \
             servers(stack, 1) as up:
         rows = asyncio.run(measure(args, up.api_url, up.select_url, up.api.pid, up.select.pid,
                                    stack.container))

@@ -375,7 +375,7 @@ def serve_env(settings: Settings) -> dict[str, str]:
             "APRANOVA_LOGIN_MAX_PER_IP": str(settings.login_max_per_ip),
             "APRANOVA_LOGIN_MAX_PER_ACCOUNT": str(settings.login_max_per_account),
             "APRANOVA_POOL_SIZE": str(settings.pool_size),
-            "APRANOVA_READ_CACHE_ENTRIES": str(settings.read_cache_entries),
+            "APRANOVA_READ_CACHE_MEGABYTES": str(settings.read_cache_megabytes),
             "APRANOVA_MFA_REQUIRED_ROLES": json.dumps(settings.mfa_required_roles),
             "APRANOVA_DATA_DIR": str(settings.data_dir),
             "APRANOVA_HEARTBEAT_FILE": str(settings.data_dir / "heartbeat")}
@@ -405,7 +405,7 @@ class Stack:
 
 
 @contextmanager
-def bench_stack(name: str, pool_size: int, read_cache_entries: int = 10_000
+def bench_stack(name: str, pool_size: int, read_cache_megabytes: int = 32
                 ) -> Iterator[Stack]:
     """A fresh database (with the SELECT baseline's table), a container on it and a data
     directory; the run's Redis keys are removed afterwards."""
@@ -416,7 +416,7 @@ def bench_stack(name: str, pool_size: int, read_cache_entries: int = 10_000
                             data_dir=Path(tmp), login_max_per_ip=10**9,
                             login_max_per_account=10**6, pool_size=pool_size,
                             # The mix measures students; its admin signs in with a password.
-                            mfa_required_roles=[], read_cache_entries=read_cache_entries)
+                            mfa_required_roles=[], read_cache_megabytes=read_cache_megabytes)
         container = build(settings)
         try:
             with psycopg.connect(url, autocommit=True) as conn:

@@ -433,6 +433,6 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
         webhooks=WebhookInbox(pool), idempotency=idempotency.IdempotencyRecords(pool),
         views=views, audit=AuditQueries(store),
         stream=EventStream(store, pseudonyms), privacy=privacy, cipher=cipher,
-        answers=AnswerCache(settings.read_cache_entries),
+        answers=AnswerCache(settings.read_cache_megabytes * 2**20),
         policies=policies, pending=pending, broker=broker, dispatcher=dispatcher, _handles=handles,
     )

@@ -160,9 +160,9 @@ class Settings(BaseSettings):
     # if an announcement is lost. At 5 s, 70% of a loaded mix's checks missed (a student's
     # requests came further apart than that), so 30.
     session_check_seconds: float = Field(default=30.0, ge=0, le=300)
-    # Answers of cached reads (the quiz list) an API process keeps, each valid until a
-    # read model it comes from moves (projections/answers.py); 0 turns it off.
-    read_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    # Megabytes of cached read answers (the quiz list) an API process keeps, each valid
+    # until a read model it comes from moves (projections/answers.py); 0 turns it off.
+    read_cache_megabytes: int = Field(default=32, ge=0, le=4096)
 
     # Redis key namespace, so several deployments (or test runs) can share one Redis.
     redis_namespace: str = "apranova"

@@ -22,20 +22,24 @@ TTL_SECONDS = 30.0
 
 
 class AnswerCache:
-    def __init__(self, max_entries: int, ttl_seconds: float = TTL_SECONDS,
+    """At most `max_bytes` of answers (their bodies), the least recently used going
+    first: a per-process memory ceiling whatever the number of callers."""
+
+    def __init__(self, max_bytes: int, ttl_seconds: float = TTL_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.ttl = ttl_seconds
         self.clock = clock
         self._entries: OrderedDict[Hashable, tuple[tuple[int, ...], float, bytes]] = (
             OrderedDict())
+        self._size = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def answer(self, views: Sequence[ReadModel], key: Hashable,
                make: Callable[[], bytes]) -> bytes:
         """The answer `make` gives, made again only once one of `views` has moved."""
-        if self.max_entries <= 0 or not all(v.board.listening for v in views):
+        if self.max_bytes <= 0 or not all(v.board.listening for v in views):
             return make()  # positions unknown here: every read asks the database
         stamp = _positions(views)
         now = self.clock()
@@ -48,12 +52,13 @@ class AnswerCache:
             self.misses += 1
         made = make()
         # Kept only if nothing moved while it was made: else it may predate the stamp.
-        if _positions(views) == stamp:
+        if _positions(views) == stamp and len(made) <= self.max_bytes:
             with self._lock:
+                replaced = self._entries.pop(key, None)
+                self._size += len(made) - (len(replaced[2]) if replaced else 0)
                 self._entries[key] = (stamp, now, made)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
+                while self._size > self.max_bytes:
+                    self._size -= len(self._entries.popitem(last=False)[1][2])
         return made
 
 

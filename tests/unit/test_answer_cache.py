@@ -82,12 +82,14 @@ def test_an_answer_made_while_its_model_moved_is_not_kept() -> None:
     assert cache.answer(read, "k", lambda: b"fresh") == b"fresh"
 
 
-def test_the_cache_is_bounded_and_zero_turns_it_off() -> None:
+def test_the_cache_is_bounded_in_bytes_and_zero_turns_it_off() -> None:
     board = Board({"quizzes": 1})
-    cache, read = AnswerCache(2), views(board, "quizzes")
+    cache, read = AnswerCache(2), views(board, "quizzes")  # two bytes: two answers here
     for key in ("a", "b", "c"):
         cache.answer(read, key, lambda key=key: key.encode())  # type: ignore[misc]
     assert cache.answer(read, "a", lambda: b"again") == b"again"  # the oldest went
+    assert cache.answer(read, "big", lambda: b"too big") == b"too big"
+    assert cache.answer(read, "big", lambda: b"never kept") == b"never kept"
     off = AnswerCache(0)
     make = counting([b"1", b"2"])
     assert [off.answer(read, "k", make) for _ in range(2)] == [b"1", b"2"]
