@@ -247,6 +247,10 @@ class WorkspaceRuntime(Protocol):
 
     def stop(self, name: str) -> None: ...
 
+    def remove(self, name: str, volume: str) -> None:
+        """Remove the container and its volume (the student's files); gone ones are fine."""
+        ...
+
     def state(self, name: str) -> str | None:
         """The engine's state of the container ('running', 'exited', ...) or None."""
         ...

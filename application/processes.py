@@ -300,4 +300,6 @@ class WorkspacePolicies:
                    time_limit_seconds=900.0),
             Policy("workspace_stop", (Workspace.StopRequested,),
                    lambda e: self.workspaces.halt(e.originator_id)),
+            Policy("workspace_erase", (Account.Erased,),
+                   lambda e: self.workspaces.discard(e.originator_id)),
         ]

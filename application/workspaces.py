@@ -141,6 +141,20 @@ class WorkspaceCommands:
         reason = getattr(workspace, "stop_reason", "user")
         return self._record(workspace_id, lambda w: w.stopped(reason))
 
+    def discard(self, student_id: UUID) -> int:
+        """An erased student's workspace: stopped, and its container and volume (their
+        files) removed from the engine."""
+        workspace = self.store.find(Workspace, Workspace.id_for(student_id))
+        if workspace is None:
+            return 0
+        position = 0
+        if workspace.request_stop(None, "erased"):
+            position = self.store.commit(workspace)
+        self.runtime.remove(workspace.container_name, workspace.volume)
+        if workspace.state == "stopping":
+            position = self._record(workspace.id, lambda w: w.stopped("erased"))
+        return position
+
     def _record(self, workspace_id: UUID, change: Callable[[Workspace], object]) -> int:
         def command() -> int:
             workspace = self.store.load(Workspace, workspace_id, "Workspace")

@@ -7,6 +7,7 @@ only, no Docker socket inside, and its own password.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -146,6 +147,13 @@ class DockerRuntime:
         container = self._get(name)
         if container is not None and container.status in ("running", "restarting", "paused"):
             self._reachable(container.stop, timeout=10)
+
+    def remove(self, name: str, volume: str) -> None:
+        container = self._get(name)
+        if container is not None:
+            self._reachable(container.remove, force=True)
+        with contextlib.suppress(NotFound):  # never made, or removed already
+            self._reachable(self.client.volumes.get, volume).remove(force=True)
 
     def state(self, name: str) -> str | None:
         container = self._get(name)

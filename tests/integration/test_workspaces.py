@@ -178,6 +178,29 @@ def test_the_volume_survives_stop_and_start(
     assert len(containers_of(client, student)) == 1
 
 
+def test_erasing_a_student_removes_their_workspace_and_its_volume(
+    ws: tuple[Server, docker.DockerClient], c: httpx.Client,
+) -> None:
+    server, client = ws
+    student = register_student(c)
+    launch(c, student)
+    wait_state(c, student, "running")
+    [container] = containers_of(client, student)
+    container.exec_run(["sh", "-c", "echo mine > /workspace/notes.txt"], user="1000:1000")
+    volume = f"apranova-ws-{student.id}-data"
+    assert client.volumes.get(volume)
+    root = make_staff(server, c, Role.SUPERADMIN)
+    r = c.post(f"/api/users/{student.id}/erase/", headers=root.headers,
+               json={"reason": "erasure request"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30  # the worker's workspace_erase policy does it
+    while containers_of(client, student) or volume in [v.name for v in client.volumes.list()]:
+        assert time.monotonic() < deadline, "the workspace or its volume is still there"
+        time.sleep(0.2)
+    state = server.container.store.load(Workspace, Workspace.id_for(UUID(student.id))).state
+    assert state == "stopped"
+
+
 def test_idle_and_too_old_workspaces_are_culled(
     ws: tuple[Server, docker.DockerClient], c: httpx.Client,
 ) -> None:

@@ -47,6 +47,8 @@ class Engine:
 
     def stop(self, name: str) -> None: ...
 
+    def remove(self, name: str, volume: str) -> None: ...
+
     def state(self, name: str) -> str | None:
         return "running"
 

@@ -43,6 +43,7 @@ class Engine:
         self.specs: list[WorkspaceSpec] = []
         self.waits: list[tuple[int, float]] = []
         self.stopped: list[str] = []
+        self.removed: list[tuple[str, str]] = []
         self.ready = True
         self.broken: dict[str, Exception] = {}
 
@@ -66,6 +67,11 @@ class Engine:
         self._maybe_fail("stop")
         if name in self.containers:
             self.containers[name] = "exited"
+
+    def remove(self, name: str, volume: str) -> None:
+        self._maybe_fail("remove")
+        self.removed.append((name, volume))
+        self.containers.pop(name, None)
 
     def state(self, name: str) -> str | None:
         return self.containers.get(name)
@@ -441,3 +447,20 @@ def test_reconciling_without_an_engine_changes_nothing(world: World) -> None:
     with pytest.raises(EngineUnavailable):
         world.workspaces.reconcile([WORKSPACE])
     assert world.state() == "running"
+
+
+# -- erasure ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given", [given_running, given_stopped], ids=["running", "stopped"])
+def test_an_erased_students_workspace_is_stopped_and_its_volume_removed(
+        world: World, given: Any) -> None:
+    given(world)
+    assert world.workspaces.discard(STUDENT.id) >= 0
+    assert world.engine.removed == [(NAME, f"{NAME}-data")]
+    assert world.state() == "stopped"
+    assert world.workspaces.halt(WORKSPACE) == 0  # the stop policy finds nothing left to do
+
+
+def test_a_student_without_a_workspace_has_nothing_to_discard(world: World) -> None:
+    assert world.workspaces.discard(STUDENT.id) == 0
+    assert world.engine.removed == []
