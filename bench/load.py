@@ -850,7 +850,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"users": args.users, "args": dict(vars(args)),
                               "started": datetime.now(UTC).isoformat()}
     # PostgreSQL allows 100 connections for all the processes.
-    with bench_stack("load", pool_size=max(8, 20 // args.workers)) as stack:
+    with bench_stack("load", pool_size=max(8, 20 // args.workers),
+                     read_cache_megabytes=args.read_cache_megabytes) as stack:
         print("bare save baseline", flush=True)
         result["bare_save_events_per_second"] = bare_save_rate(stack.container, 400)
         with servers(stack, args.workers) as up:
@@ -891,6 +892,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=0, help="0: one per user")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of the API and of the SELECT baseline app")
+    parser.add_argument("--read-cache-megabytes", type=int, default=32,
+                        help="the API's answer cache (0: off, to measure without it)")
     args = parser.parse_args()
     args.connections = args.connections or max(args.users, args.readers)
     result = run(args)
