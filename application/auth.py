@@ -245,10 +245,12 @@ class AuthCommands:
 
     def _reset_requests(self, email: str) -> ResetRequests:
         """The stream a request for `email` goes to: the live one, or a new one."""
-        streams = list(self.reset_streams(email))
-        if streams and streams[-1].email != ERASED:
-            return streams[-1]
-        return ResetRequests(email=email, generation=len(streams))
+        generation = 0
+        for stream in self.reset_streams(email):  # one read for an email never erased
+            if stream.email != ERASED:
+                return stream
+            generation += 1
+        return ResetRequests(email=email, generation=generation)
 
     def pass_on_reset(self, event: ResetRequests.Asked) -> None:
         """The process manager's half of a reset request: the account with that address,

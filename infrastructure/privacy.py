@@ -26,8 +26,8 @@ from eventsourcing.utils import resolve_topic
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from application.sealing import SEALED
-from domain.privacy import ERASED, personal_fields, stream_class, subject_in
+from application.sealing import SEALED, plaintext_fields
+from domain.privacy import ERASED, stream_class, subject_in
 from domain.students import Student
 from infrastructure.files import LocalFileStore
 
@@ -330,7 +330,7 @@ def _sealed_state(state: bytes, topic: str, stream: UUID, version: int,
     own = subject_in({**values, "originator_id": stream}, stream_class(event_class))
     if version == 1:
         subjects[stream] = own
-    fields = [n for n in personal_fields(event_class) if isinstance(values.get(n), str)]
+    fields = plaintext_fields(topic, values)
     if not fields:
         return state, 0
     subject = own or subjects.get(stream)
