@@ -1,15 +1,20 @@
 """Load test over HTTP: the students' mix, a write burst and trainer reads, with baselines.
 
     python -m bench.load [--users 1000] [--duration 60] [--ramp 10] [--workers 1]
+                         [--client light|locust] [--locust-user fast|http]
 
 Starts `apranova serve` in a subprocess on a fresh database (the machine's PostgreSQL and
 Redis on 127.0.0.1), seeds an admin, a trainer, published quizzes and N students, then
 runs, from one asyncio process with a light HTTP client (bench/http1.py): (1) N students
 logging in and taking quizzes with think time, (2) every student saving answers at once,
-(3) trainers reading their review queue and quiz statistics in a closed loop. Baselines
+(3) trainers reading their review queue and quiz statistics in a closed loop. With
+`--client locust` the mix (1) is driven by Locust instead (bench/locustfile.py), one
+keep-alive connection per user; the rest stays on the light client. Baselines
 in the same run: a bare FastAPI app doing one primary-key SELECT (same closed loop) and
 the bare eventsourcing save. Prints a table,
-the ratios and the targets; writes bench/results/load-<timestamp>.json.
+the ratios and the targets; writes bench/results/load-<timestamp>.json; its last line is
+`mix users=<n> rps=<n> p95_ms=<n> p95_after_ramp_ms=<n> errors=<n>`, over every request of
+the mix, logins included.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import heapq
 import json
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -95,6 +101,12 @@ def processes() -> Iterator[tuple[int, int, float]]:
 def cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its children (API worker processes), so far."""
     return sum(cpu_split(pid))
+
+
+def client_cpu() -> float:
+    """CPU seconds of this process and of its children that ended (a Locust run)."""
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ended.ru_utime + ended.ru_stime
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -315,7 +327,7 @@ class Recorder:
                 lags.append(time.perf_counter() - t - 0.05)
 
         watcher = asyncio.create_task(watch())
-        t0, cpu0, (own0, srv0) = time.perf_counter(), time.process_time(), cpu_split(server_pid)
+        t0, cpu0, (own0, srv0) = time.perf_counter(), client_cpu(), cpu_split(server_pid)
         busy0, total0 = machine_cpu()
         backends0 = backend_cpu(self.database)
         try:
@@ -328,7 +340,7 @@ class Recorder:
                         for pid, cpu in backend_cpu(self.database).items()}
             own, children = cpu_split(server_pid)
             window = Window(
-                time.perf_counter() - t0, time.process_time() - cpu0,
+                time.perf_counter() - t0, client_cpu() - cpu0,
                 own + children - own0 - srv0, (busy - busy0) / max(total - total0, 1e-9),
                 percentile(lags, 0.99) * 1000, sum(backends.values()),
                 max(backends.values(), default=0.0), own - own0)
@@ -610,6 +622,43 @@ async def mix(client: Client, rec: Recorder, data: dict[str, Any],
                            timeout=args.duration + 180)
 
 
+async def locust_mix(rec: Recorder, data: dict[str, Any], args: argparse.Namespace,
+                     tokens: dict[str, dict[str, str]], api_url: str) -> None:
+    """The mix through Locust (bench/locustfile.py), its requests recorded as the light
+    client's are, so that one report judges both."""
+    with tempfile.TemporaryDirectory() as tmp:
+        seed, samples, log = (Path(tmp) / name for name in ("seed.json", "samples.json",
+                                                            "locust.log"))
+        seed.write_text(json.dumps({"emails": data["emails"], "quiz_ids": data["quiz_ids"],
+                                    "password": PASSWORD, "think": list(args.think)}))
+        users = len(data["emails"])
+        argv = [str(Path(sys.executable).parent / "locust"),
+                "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
+                "--users", str(users), "--spawn-rate", f"{users / max(args.ramp, 0.001):g}",
+                "--run-time", f"{args.duration:g}s", "--host", api_url, "--only-summary",
+                "--loglevel", "WARNING", "--stop-timeout", "0",
+                {"fast": "FastStudent", "http": "RequestsStudent"}[args.locust_user]]
+        env = {**os.environ, "BENCH_LOCUST_SEED": str(seed), "BENCH_LOCUST_SAMPLES": str(samples)}
+        offset = time.perf_counter() - time.time()  # Locust stamps requests in epoch time
+        with log.open("wb") as out:
+            await asyncio.to_thread(subprocess.run, argv, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, timeout=args.duration + 180)
+        if not samples.exists():
+            raise RuntimeError("locust wrote no samples:\n" + log.read_text()[-3000:])
+        got = json.loads(samples.read_text())
+    starts = [start for _, start, _, _, _ in got["samples"]]
+    t0 = min(starts) + offset if starts else time.perf_counter()
+    rec.mix_span = (t0, t0 + args.ramp)
+    for name, start, latency, outcome, failed in got["samples"]:
+        label = f"mix|{name}"
+        rec.latencies[label].append(latency)
+        rec.starts[label].append(start + offset)
+        rec.statuses[label][outcome] += 1
+        rec.errors[label] += failed
+    tokens.update({email: {"Authorization": f"Bearer {access}"}
+                   for email, access in got["tokens"].items()})
+
+
 async def burst(client: Client, rec: Recorder, server_pid: int,
                 data: dict[str, Any], tokens: dict[str, dict[str, str]], window: float,
                 meta: psycopg.AsyncConnection[Any]) -> int:
@@ -821,7 +870,10 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
         rec = Recorder(probe=LagProbe(url), database=str(conninfo_to_dict(url)["dbname"]))
         tokens = dict[str, dict[str, str]]()
         async with rec.measuring("mix", api.pid):
-            await mix(client, rec, data, args, tokens)
+            if args.client == "locust":
+                await locust_mix(rec, data, args, tokens, result["api_url"])
+            else:
+                await mix(client, rec, data, args, tokens)
         print("write burst", flush=True)
         result["burst_events"] = await burst(client, rec, api.pid, data, tokens, args.burst,
                                              meta)
@@ -892,6 +944,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=0, help="0: one per user")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of the API and of the SELECT baseline app")
+    parser.add_argument("--client", choices=("light", "locust"), default="light",
+                        help="what drives the mix: bench/http1.py or Locust")
+    parser.add_argument("--locust-user", choices=("fast", "http"), default="fast",
+                        help="Locust's FastHttpUser (geventhttpclient) or HttpUser (requests)")
     parser.add_argument("--read-cache-megabytes", type=int, default=32,
                         help="the API's answer cache (0: off, to measure without it)")
     args = parser.parse_args()
@@ -904,6 +960,16 @@ def main() -> None:
     out = RESULTS / f"load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"results: {out}")
+    print(mix_line(result))
+
+
+def mix_line(result: dict[str, Any]) -> str:
+    """The mix in one line, whichever client drove it: every request, logins included."""
+    mixed = next(r for r in result["rows"] if r["name"] == "mix|(all)")
+    crashed = sum(result["statuses"].get("mix|(user crashed)", {}).values())
+    return (f"mix users={result['users']} rps={mixed['rps']:.0f} p95_ms={mixed['p95_ms']:.0f} "
+            f"p95_after_ramp_ms={result['timeline']['after_ramp']['p95_ms']:.0f} "
+            f"errors={mixed['errors'] + crashed}")
 
 
 if __name__ == "__main__":
