@@ -218,6 +218,7 @@ class Window:
     busiest_backend_cpu: float = 0.0  # one backend far above the rest points at one client
     serving_cpu: float = 0.0  # the serving process itself: with --workers N > 1, the followers
     requests: int = 0  # set for closed-loop rounds, whose medians the ratios use
+    worker_cpu: list[float] = field(default_factory=list)  # each API worker's, busiest first
 
     def merged(self, earlier: Window | None) -> Window:
         """This window and an earlier round's of the same scenario, as one."""
@@ -280,6 +281,48 @@ class LagProbe:
         return len(self.pending)
 
 
+class WaitSampler:
+    """What this database's backends are doing, sampled every 50 ms from pg_stat_activity:
+    how often a busy backend waits, and on what (the append's table lock is
+    Lock:relation), to find waits that CPU figures don't show."""
+
+    SQL = ("SELECT state, coalesce(wait_event_type || ':' || wait_event, 'CPU') "
+           "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+           "AND backend_type = 'client backend'")
+
+    def __init__(self, database_url: str, database: str, server_pid: int, port: int) -> None:
+        self.samples = 0
+        self.busy: Counter[str] = Counter()  # 'active' backends by what they wait on
+        # Open connections per API worker, each second: a client that holds a connection
+        # per user is pinned to the worker that accepted it.
+        self.server_pid, self.port = server_pid, port
+        self.connections: list[list[int]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(database_url, database),
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, database_url: str, database: str) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            while not self.stopping.wait(0.05):
+                rows = conn.execute(self.SQL, (database,)).fetchall()
+                self.samples += 1
+                self.busy.update(wait for state, wait in rows if state == "active")
+                if self.samples % 20 == 0:
+                    workers = [child for child, parent, _ in processes()
+                               if parent == self.server_pid]
+                    owners = Counter(sockets(workers, self.port)[1].values())
+                    self.connections.append(sorted(owners.values(), reverse=True))
+
+    def close(self) -> dict[str, Any]:
+        self.stopping.set()
+        self.thread.join()
+        active = sum(self.busy.values())
+        return {"samples": self.samples, "connections_per_worker": self.connections,
+                "active_backends_mean": active / max(self.samples, 1),
+                "share_of_active": {k: v / active for k, v in self.busy.most_common(8)}}
+
+
 @dataclass
 class Recorder:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -328,6 +371,7 @@ class Recorder:
 
         watcher = asyncio.create_task(watch())
         t0, cpu0, (own0, srv0) = time.perf_counter(), client_cpu(), cpu_split(server_pid)
+        workers0 = {pid: used for pid, parent, used in processes() if parent == server_pid}
         busy0, total0 = machine_cpu()
         backends0 = backend_cpu(self.database)
         try:
@@ -343,7 +387,9 @@ class Recorder:
                 time.perf_counter() - t0, client_cpu() - cpu0,
                 own + children - own0 - srv0, (busy - busy0) / max(total - total0, 1e-9),
                 percentile(lags, 0.99) * 1000, sum(backends.values()),
-                max(backends.values(), default=0.0), own - own0)
+                max(backends.values(), default=0.0), own - own0, worker_cpu=sorted(
+                    (used - workers0.get(pid, 0.0) for pid, parent, used in processes()
+                     if parent == server_pid), reverse=True))
             self.rounds[scenario].append(window)
             self.windows[scenario] = window.merged(self.windows.get(scenario))
 
@@ -396,11 +442,14 @@ def serve_env(settings: Settings) -> dict[str, str]:
 def bare_save_rate(container: Container, events: int) -> dict[str, float]:
     """Events/s of the bare eventsourcing save (bench.commands' baseline), 1 and 4 threads."""
     store = container.store
-    things = [Thing() for _ in range(16)]
-    store.save(*things)
+    own = threading.local()  # each thread saves its own aggregate: no conflicts
 
     def bare_save(i: int) -> None:
-        thing: Thing = store.repository.get(things[i % len(things)].id)
+        if not hasattr(own, "id"):
+            first = Thing()
+            store.save(first)
+            own.id = first.id
+        thing: Thing = store.repository.get(own.id)
         thing.touch(i)
         store.save(thing)
 
@@ -793,6 +842,20 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"mix after the ramp (every user logged in): {after['requests']} requests, "
           f"p50 {after['p50_ms']:.0f} ms, p95 {after['p95_ms']:.0f} ms, "
           f"p99 {after['p99_ms']:.0f} ms")
+    waits = result["mix_waits"]
+    print(f"mix, PostgreSQL backends busy on average {waits['active_backends_mean']:.2f}, "
+          "of which: " + ", ".join(f"{k} {v:.0%}" for k, v in
+                                   waits["share_of_active"].items()))
+    spread = [c for c in waits["connections_per_worker"] if c]
+    print("mix, API worker CPU s (busiest first): "
+          + "/".join(f"{x:.1f}" for x in result["windows"]["mix"]["worker_cpu"] if x > 0.5)
+          + "; connections per worker at the end of the ramp and the end: "
+          + (f"{spread[min(len(spread) - 1, int(result['args']['ramp']))]} {spread[-1]}"
+             if spread else "none seen"))
+    mix_window, mix_requests = result["windows"]["mix"], next(
+        r["requests"] for r in result["rows"] if r["name"] == "mix|(all)")
+    print(f"mix CPU per request: API {mix_window['server_cpu'] / mix_requests * 1000:.2f} ms"
+          f" + PostgreSQL {mix_window['postgres_cpu'] / mix_requests * 1000:.2f} ms")
     print("\nprojection lag (attempts read model, from command response):")
     for label, lag in result["lag"].items():
         print(f"  {label:<50} n={lag['n']:<6} p50 {lag['p50_ms']:.1f} ms  "
@@ -869,11 +932,13 @@ async def scenarios(args: argparse.Namespace, container: Container, url: str,
         print(f"seeded in {data['seconds']:.1f} s; running the mix", flush=True)
         rec = Recorder(probe=LagProbe(url), database=str(conninfo_to_dict(url)["dbname"]))
         tokens = dict[str, dict[str, str]]()
+        waits = WaitSampler(url, rec.database, api.pid, client.port)
         async with rec.measuring("mix", api.pid):
             if args.client == "locust":
                 await locust_mix(rec, data, args, tokens, result["api_url"])
             else:
                 await mix(client, rec, data, args, tokens)
+        result["mix_waits"] = waits.close()
         print("write burst", flush=True)
         result["burst_events"] = await burst(client, rec, api.pid, data, tokens, args.burst,
                                              meta)
