@@ -51,7 +51,7 @@ class LogRecorder(PostgresApplicationRecorder):
         FROM unnest(%(topics)s::text[]) AS t(topic) CROSS JOIN LATERAL (
             SELECT notification_id FROM {schema}.{table}
             WHERE topic = t.topic AND (topic, notification_id) > (t.topic, %(after)s)
-              AND (topic, notification_id) <= (t.topic, %(upto)s)
+              AND (topic, notification_id) <= (t.topic, %(upto)s) AND {watermark}
             ORDER BY topic, notification_id LIMIT 1) AS first"""
 
     # Appending takes one statement and no table lock. The statement is its transaction's
@@ -173,7 +173,11 @@ class LogRecorder(PostgresApplicationRecorder):
             "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (topic, notification_id)"
         ).format(index=Identifier(f"{self.events_table_name}_topic_idx"), schema=schema,
                  table=table))
-        self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table)
+        # Below the watermark too: the reading that follows takes a later snapshot, in
+        # which an event below one the probe found held back may have become readable.
+        # One the probe finds readable has every lower position settled for good.
+        self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table,
+                                                          watermark=watermark)
         self._found_nothing: dict[frozenset[str], bool] = {}
 
     def latest(self, aggregate_id: UUID) -> tuple[int, int] | None:

@@ -205,3 +205,27 @@ def test_a_transaction_open_in_another_database_holds_nothing_back() -> None:
         store.close()
     assert [n.originator_id for n in read] == [tick.id]
     assert head == read[0].id
+
+
+def test_a_reader_by_type_does_not_start_past_an_event_still_being_appended() -> None:
+    """A reader by type first finds its first wanted event, then reads from it in a
+    second statement. Found among committed events while a lower one is still being
+    appended, it would be read past that one once it commits: the finding obeys the
+    watermark too."""
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url, pool_size=4))
+        recorder = store.recorder
+        early, late = Tick(), Tick()
+        topics = [store.mapper.to_stored_event(early.collect_events()[0]).topic]
+        early = Tick()
+        with recorder.datastore.get_connection() as conn, conn.transaction():
+            conn.execute(recorder.insert, (stored(store, early), None))
+            store.save(late)
+            with recorder.datastore.get_connection() as other:
+                first = other.execute(recorder.first_wanted, {
+                    "topics": topics, "after": 0, "upto": 2**63 - 1}).fetchone()
+            assert recorder.select_notifications(start=1, limit=10, topics=topics) == []
+        logged = recorder.select_notifications(start=1, limit=10, topics=topics)
+        store.close()
+    assert first is not None and first["first"] is None
+    assert [n.originator_id for n in logged] == [early.id, late.id]
