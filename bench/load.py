@@ -975,6 +975,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["api_url"], result["select_url"] = up.api_url, up.select_url
             rec = asyncio.run(scenarios(args, stack.container, stack.database_url, up.api,
                                         up.select, result))
+        # Every read model against a replay of the log: a follower that passed over an
+        # event under the load shows here.
+        apranova = str(Path(sys.executable).parent / "apranova")
+        checked = subprocess.run([apranova, "projections", "verify"], capture_output=True,
+                                 env={**os.environ, **serve_env(stack.settings)}, text=True,
+                                 cwd=stack.tmp, timeout=600)
+        result["projections_verify"] = {"exit": checked.returncode,
+                                        "output": (checked.stdout + checked.stderr)[-2000:]}
         log = (stack.tmp / "api.log").read_text(errors="replace").splitlines()
         result["server_log_problems"] = [line for line in log
                                          if "ERROR" in line or "Traceback" in line]
@@ -1019,6 +1027,9 @@ def main() -> None:
     args.connections = args.connections or max(args.users, args.readers)
     result = run(args)
     print_report(result)
+    verified = result["projections_verify"]
+    print(f"\napranova projections verify after the run: exit {verified['exit']}"
+          + ("" if verified["exit"] == 0 else "\n" + verified["output"]))
     problems = result["server_log_problems"]
     print(f"\nserver log: {len(problems)} ERROR/Traceback lines", *problems[:5], sep="\n  ")
     RESULTS.mkdir(exist_ok=True)
