@@ -1,14 +1,18 @@
-"""Appends per second: the log's append against the table-locked one it replaced.
+"""Appends per second: the log's table-locked append against a watermark's append.
 
     python -m bench.appends [--writers 1,4,16] [--seconds 4] [--rounds 3]
 
-Until this benchmark's change, every append took `LOCK TABLE ... IN EXCLUSIVE MODE`
-and announced itself (NOTIFY) inside its transaction, so appends committed, and flushed
-the WAL, one at a time ("locked", kept here as `LOCKED`, the function as it was). The log's
-append now takes its positions under a lock released before its commit and announces
-after it; followers read below a transaction watermark (infrastructure/persistence.py,
-`LogRecorder.INSERT`) ("new"). Both run on the same table in a fresh database on the
-machine's PostgreSQL (APRANOVA_BENCH_ADMIN_URL), in alternating rounds of the same run.
+Every append takes `LOCK TABLE ... IN EXCLUSIVE MODE` and announces itself (NOTIFY) in
+its transaction (infrastructure/persistence.py, `LogRecorder.INSERT_LOCKED`), so appends
+commit, and flush the WAL, one at a time, and commit order is position order ("locked").
+The candidate ("new", `WATERMARKED` here) drops the table lock: as its transaction's first
+write it takes its transaction id (`xid8`) and its positions under an advisory lock it
+releases before committing, and announces after the commit (a NOTIFY inside takes the
+server's one notification-queue lock through the WAL flush). Followers of such a log read
+only events of transactions older than the oldest running, so that nothing appears behind
+an event already read; bench/README.md says what that costs the readers and why the log
+keeps its lock. Both appends run on one table in a fresh database on the machine's
+PostgreSQL (APRANOVA_BENCH_ADMIN_URL), in alternating rounds of the same run.
 
 Writers are processes, each with its own connection, so the client's GIL is not what is
 measured; each append is one event of 400 bytes in a stream of its own (no conflicts).
@@ -34,23 +38,38 @@ from infrastructure.persistence import LogRecorder, eventsourcing_env
 
 STATE = b"x" * 400
 TOPIC = "bench:Appended"
-LOCKED = """
-    CREATE FUNCTION {function}(events {event}[], request_id text)
+WATERMARKED = """
+    CREATE FUNCTION bench_append_watermarked(events {event}[], request_id text)
     RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$
+    DECLARE
+        ids bigint[];
     BEGIN
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            RAISE EXCEPTION 'an append must be the first write of its transaction';
+        END IF;
         SET LOCAL lock_timeout = '5s';
-        LOCK TABLE {table} IN EXCLUSIVE MODE;
-        NOTIFY {channel};
-        RETURN QUERY INSERT INTO {table} (originator_id, originator_version, topic, state)
-            SELECT originator_id, originator_version, topic, state FROM unnest(events)
-            RETURNING notification_id;
+        PERFORM pg_advisory_lock(7301);
+        BEGIN
+            PERFORM pg_current_xact_id();
+            WITH inserted AS (
+                INSERT INTO {table} (originator_id, originator_version, topic, state)
+                SELECT originator_id, originator_version, topic, state FROM unnest(events)
+                RETURNING notification_id)
+            SELECT array_agg(notification_id ORDER BY notification_id) INTO ids
+            FROM inserted;
+        EXCEPTION WHEN query_canceled OR others THEN
+            PERFORM pg_advisory_unlock(7301);  -- a session lock outlives the error
+            RAISE;
+        END;
+        PERFORM pg_advisory_unlock(7301);
+        RETURN QUERY SELECT unnest(ids);
     END;
     $BODY$"""
 
 
 def prepare(url: str) -> tuple[list[str], list[str], str]:
-    """The log's table and append, and the locked append beside them; returns the
-    statements of each append and the events' composite type."""
+    """The log's table and its locked append, and the watermark's append beside them;
+    returns the statements of each append and the events' composite type."""
     from eventsourcing.postgres import PostgresFactory
     from eventsourcing.utils import Environment
 
@@ -58,15 +77,15 @@ def prepare(url: str) -> tuple[list[str], list[str], str]:
     recorder = factory.application_recorder()
     assert isinstance(recorder, LogRecorder)
     recorder.create_table()
+    table, kind = recorder.events_table_name, recorder.stored_event_type_name
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(LOCKED.format(function="bench_append_locked",
-                                   event=recorder.stored_event_type_name,
-                                   table=recorder.events_table_name,
-                                   channel=recorder.channel_name))
-        new = [recorder.insert.as_string(conn), recorder.notify.as_string(conn)]
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN transaction_id xid8 NOT NULL "
+                     "DEFAULT pg_current_xact_id()")
+        conn.execute(WATERMARKED.format(event=kind, table=table))
+        locked = [recorder.insert_locked.as_string(conn)]
     factory.close()
-    return (["SELECT * FROM bench_append_locked(%s, %s)"], new,
-            recorder.stored_event_type_name)
+    return (locked, ["SELECT * FROM bench_append_watermarked(%s, %s)",
+                     f"NOTIFY {recorder.channel_name}"], kind)
 
 
 def writer(url: str, calls: list[str], kind: str, seconds: float, start: Any, out: Any

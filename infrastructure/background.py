@@ -222,15 +222,13 @@ class Background:
         read-your-writes waits in this process need not poll (see PositionBoard)."""
         board = next(iter(self.c.views.values())).board
         database_url = str(self.c.settings.database_url)
-        recorder = self.c.store.recorder
-        log_channel = recorder.channel_name  # type: ignore[attr-defined]
+        log_channel = self.c.store.recorder.channel_name  # type: ignore[attr-defined]
 
         def run(stop: threading.Event) -> None:
             with psycopg.connect(database_url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
                 conn.execute(f'LISTEN "{log_channel}"')  # each append; wakes live tails
                 board.listening = True
-                head = None
                 try:
                     while not stop.is_set():
                         for note in conn.notifies(timeout=0.5):
@@ -238,12 +236,6 @@ class Background:
                                 board.log_grew()
                             else:
                                 board.announce_payload(note.payload)
-                        # Events held back by a transaction that ended unannounced (see
-                        # LogRecorder) become readable with no NOTIFY: the head moved.
-                        now = recorder.max_notification_id()
-                        if head is not None and now != head:
-                            board.log_grew()
-                        head = now
                 finally:
                     board.listening = False
 

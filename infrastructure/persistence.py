@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
 
-import psycopg
 from eventsourcing.persistence import (
     InterfaceError,
     Notification,
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresSubscription
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infrastructure.logs import REQUEST_ID
@@ -51,51 +48,30 @@ class LogRecorder(PostgresApplicationRecorder):
         FROM unnest(%(topics)s::text[]) AS t(topic) CROSS JOIN LATERAL (
             SELECT notification_id FROM {schema}.{table}
             WHERE topic = t.topic AND (topic, notification_id) > (t.topic, %(after)s)
-              AND (topic, notification_id) <= (t.topic, %(upto)s) AND {watermark}
+              AND (topic, notification_id) <= (t.topic, %(upto)s)
             ORDER BY topic, notification_id LIMIT 1) AS first"""
 
-    # Appending takes one statement and no table lock. The statement is its transaction's
-    # first write; under a lock of the log's own (an advisory lock, taken and released
-    # inside it) it takes its transaction id and its positions, so that among appends,
-    # transaction-id order is position order. It releases that lock before its commit, so
-    # appends commit (and flush the WAL) together, where a table lock, held until commit,
-    # made them flush one at a time: under the 1,000-user mix, half of the database's busy
-    # time was appends waiting for that lock (bench/README.md).
-    #
-    # Followers then read only events of transactions older than the oldest still running
-    # in this database (WATERMARK): an event is readable only when every append that took
-    # a lower position, having a lower transaction id, has committed or rolled back, so
-    # nothing readable can ever appear behind it. The announcement (NOTIFY) is sent after
-    # the commit by the caller: inside the transaction it takes PostgreSQL's one queue
-    # lock until the commit is flushed, which serialised the commits again.
-    INSERT = """
+    # Appending takes one statement: this function locks the table, announces, inserts and
+    # returns the new notification ids. Called in autocommit, it is its own transaction and
+    # holds the lock until it commits, so insert order is commit order, as in the library's
+    # pipelined transaction (lock, notify, insert, sync, commit), which cost a third of an
+    # answer save's Python time. The library's own insert function takes no lock.
+    INSERT_LOCKED = """
         CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[],
                                                        request_id text)
         RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$
         DECLARE
             ids bigint[];
         BEGIN
-            IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-                RAISE EXCEPTION 'an append must be the first write of its transaction'
-                    USING ERRCODE = 'active_sql_transaction';
-            END IF;
             SET LOCAL lock_timeout = '{lock_timeout}s';
-            PERFORM pg_advisory_lock({key});
-            BEGIN
-                PERFORM pg_current_xact_id();
-                WITH inserted AS (
-                    INSERT INTO {schema}.{table} (originator_id, originator_version, topic,
-                                                  state)
-                    SELECT originator_id, originator_version, topic, state
-                    FROM unnest(events)
-                    RETURNING notification_id)
-                SELECT array_agg(notification_id ORDER BY notification_id) INTO ids
-                FROM inserted;
-            EXCEPTION WHEN query_canceled OR others THEN
-                PERFORM pg_advisory_unlock({key});  -- a session lock outlives the error
-                RAISE;
-            END;
-            PERFORM pg_advisory_unlock({key});
+            LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;
+            NOTIFY {channel};
+            WITH inserted AS (
+                INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)
+                SELECT originator_id, originator_version, topic, state FROM unnest(events)
+                RETURNING notification_id)
+            SELECT array_agg(notification_id ORDER BY notification_id) INTO ids
+            FROM inserted;
             IF request_id IS NOT NULL THEN
                 INSERT INTO {schema}.{requests} (position, request_id)
                 SELECT unnest(ids), request_id;
@@ -103,40 +79,6 @@ class LogRecorder(PostgresApplicationRecorder):
             RETURN QUERY SELECT unnest(ids);
         END;
         $BODY$"""
-    # Each event's transaction. Events stored before this column existed get 0: all
-    # their transactions ended long ago. Later ones get theirs, by default too, so the
-    # library's own insert (which takes the table lock) stays safe beside ours.
-    TRANSACTION_COLUMN = """
-        DO $BODY$ BEGIN
-            IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                           WHERE table_schema = {schema_text} AND table_name = {table_text}
-                             AND column_name = 'transaction_id') THEN
-                ALTER TABLE {schema}.{table}
-                    ADD COLUMN IF NOT EXISTS transaction_id xid8 NOT NULL DEFAULT '0';
-                ALTER TABLE {schema}.{table}
-                    ALTER COLUMN transaction_id SET DEFAULT pg_current_xact_id();
-            END IF;
-        END $BODY$"""
-    # Transactions of other databases on the same server are left out: snapshots span the
-    # server, and one long transaction elsewhere would otherwise hold every follower
-    # back. A transaction not known to be elsewhere (it may have just ended) counts.
-    WATERMARK = """transaction_id < (
-        SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
-        FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-        WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.backend_xid = x::xid
-                          AND a.datname <> current_database()))"""
-    # Followers' reading, as the library's, below the watermark.
-    SELECT = """
-        SELECT notification_id, originator_id, originator_version, topic, state
-        FROM {schema}.{table}
-        WHERE notification_id >= %(start)s AND notification_id <= %(stop)s
-          AND (%(topics)s::text[] IS NULL OR topic = ANY(%(topics)s::text[]))
-          AND {watermark}
-        ORDER BY notification_id LIMIT %(limit)s"""
-    # The last readable position; events above it wait for an older transaction.
-    HEAD = """
-        SELECT notification_id FROM {schema}.{table} WHERE {watermark}
-        ORDER BY notification_id DESC LIMIT 1"""
     # Which request stored each event, so the process managers' log lines carry its id
     # (infrastructure.logs); kept a day. Written by the append itself: no round trip more.
     REQUESTS_TABLE = """
@@ -149,35 +91,22 @@ class LogRecorder(PostgresApplicationRecorder):
         super().__init__(*args, **kwargs)
         table = Identifier(self.events_table_name)
         schema = Identifier(self.datastore.schema)
-        table_name = self.events_table_name
-        function = Identifier(f"{self.channel_name}_append")
+        function = Identifier(f"{self.channel_name}_insert_locked")
         requests = Identifier(EVENT_REQUESTS_TABLE)
         self.sql_create_statements.append(SQL(self.REQUESTS_TABLE).format(
             schema=schema, requests=requests))
-        self.sql_create_statements.append(SQL(self.TRANSACTION_COLUMN).format(
-            schema=schema, table=table, schema_text=Literal(self.datastore.schema),
-            table_text=Literal(self.events_table_name)))
-        self.sql_create_statements.append(SQL(self.INSERT).format(
+        self.sql_create_statements.append(SQL(self.INSERT_LOCKED).format(
             schema=schema, function=function, table=table, requests=requests,
             event=Identifier(self.stored_event_type_name),
-            key=Literal(zlib.crc32(f"{self.datastore.schema}.{table_name}".encode()) - 2**31),
-            lock_timeout=self.datastore.lock_timeout))
-        self.insert = SQL(
+            channel=Identifier(self.channel_name), lock_timeout=self.datastore.lock_timeout))
+        self.insert_locked = SQL(
             "SELECT notification_id FROM {schema}.{function}(%s, %s) AS notification_id"
         ).format(schema=schema, function=function)
-        self.notify = SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
-        watermark = SQL(self.WATERMARK)
-        self.select = SQL(self.SELECT).format(schema=schema, table=table, watermark=watermark)
-        self.head = SQL(self.HEAD).format(schema=schema, table=table, watermark=watermark)
         self.sql_create_statements.append(SQL(
             "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (topic, notification_id)"
         ).format(index=Identifier(f"{self.events_table_name}_topic_idx"), schema=schema,
                  table=table))
-        # Below the watermark too: the reading that follows takes a later snapshot, in
-        # which an event below one the probe found held back may have become readable.
-        # One the probe finds readable has every lower position settled for good.
-        self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table,
-                                                          watermark=watermark)
+        self.first_wanted = SQL(self.FIRST_WANTED).format(schema=schema, table=table)
         self._found_nothing: dict[frozenset[str], bool] = {}
 
     def latest(self, aggregate_id: UUID) -> tuple[int, int] | None:
@@ -210,14 +139,8 @@ class LogRecorder(PostgresApplicationRecorder):
         events = [self.construct_pg_stored_event(e.originator_id, e.originator_version,
                                                  e.topic, e.state) for e in stored_events]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            try:
-                rows = curs.execute(self.insert, (events, REQUEST_ID.get()),
-                                    prepare=True).fetchall()
-            finally:
-                # Also after a failed append: followers that found events held back by
-                # it are woken to read them.
-                with contextlib.suppress(psycopg.Error):
-                    curs.execute(self.notify)
+            rows = curs.execute(self.insert_locked, (events, REQUEST_ID.get()),
+                                prepare=True).fetchall()
         return [row["notification_id"] for row in rows]  # the library checks the count
 
     @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
@@ -234,63 +157,13 @@ class LogRecorder(PostgresApplicationRecorder):
             if row is None or row["first"] is None:
                 return []
             start, inclusive_of_start = row["first"], True
-        first = 0 if start is None else start if inclusive_of_start else start + 1
-        params = {"start": first, "stop": 2**63 - 1 if stop is None else stop,
-                  "topics": list(topics) or None, "limit": limit}
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            found = [Notification(id=row["notification_id"],
-                                  originator_id=row["originator_id"],
-                                  originator_version=row["originator_version"],
-                                  topic=row["topic"], state=bytes(row["state"]))
-                     for row in curs.execute(self.select, params, prepare=True)]
+        found = super().select_notifications(start, limit, stop, topics,
+                                             inclusive_of_start=inclusive_of_start)
         if topics:
             if len(self._found_nothing) > 256:  # analysts' type filters vary; stay small
                 self._found_nothing.clear()
             self._found_nothing[reader] = not found
         return found
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def max_notification_id(self) -> int | None:
-        """The last position a follower can read now (the watermark's head)."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            row = curs.execute(self.head, prepare=True).fetchone()
-        return None if row is None else int(row["notification_id"])
-
-    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()
-                  ) -> LogSubscription:
-        return LogSubscription(recorder=self, gt=gt, topics=topics)
-
-
-class LogSubscription(PostgresSubscription):
-    """The library's subscription, which reads when an append is announced, and also
-    when the watermark's head moved without one: events held back by a transaction
-    become readable when it ends, and it may announce nothing (a rollback, a read
-    model's write)."""
-
-    RECHECK_SECONDS = 0.2
-
-    def _listen(self) -> None:
-        recorder = self._recorder
-        assert isinstance(recorder, LogRecorder)
-        try:
-            with recorder.datastore.get_connection() as conn:
-                conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
-                head, checked = None, 0.0
-                while not self._has_been_stopped and not self._thread_error:
-                    for _ in conn.notifies(timeout=self.RECHECK_SECONDS, stop_after=1):
-                        self._has_been_notified.set()
-                    if time.monotonic() - checked < self.RECHECK_SECONDS:
-                        continue
-                    # A reading after each move of the head reads up to it: so every
-                    # readable event is read within a recheck, announced or not.
-                    now, checked = recorder.max_notification_id(), time.monotonic()
-                    if now != head:
-                        self._has_been_notified.set()
-                    head = now
-        except BaseException as e:
-            if self._thread_error is None:
-                self._thread_error = e
-            self.stop()
 
 
 EVENTSOURCING_DEFAULTS = {

@@ -9,8 +9,6 @@ import time
 from typing import Any
 from uuid import UUID
 
-import psycopg
-import pytest
 from eventsourcing.domain import Aggregate, event
 
 from application.eventstore import EventStore
@@ -68,6 +66,35 @@ def test_a_tailing_reader_misses_nothing_under_concurrent_writes() -> None:
     assert seen == everything
 
 
+def test_an_append_waits_until_an_earlier_one_commits() -> None:
+    """The deterministic half of that promise: an append holds the log's lock until it
+    commits, so a later one can neither take a position nor commit before it does."""
+    with new_database() as url:
+        store = EventStore(env=eventsourcing_env(url, pool_size=4))
+        recorder = store.recorder
+        first, second = Tick(), Tick()
+        first.tick(1)
+        second.tick(2)
+        held = [recorder.construct_pg_stored_event(s.originator_id, s.originator_version,
+                                                   s.topic, s.state)
+                for s in map(store.mapper.to_stored_event, first.collect_events())]
+        later = threading.Thread(target=store.save, args=(second,))
+        with recorder.datastore.get_connection() as conn, conn.transaction():
+            # The first append, as the store makes it, stopped before its commit.
+            ids = [r["notification_id"] for r in
+                   conn.execute(recorder.insert_locked, (held, None)).fetchall()]
+            later.start()
+            later.join(timeout=0.5)
+            assert later.is_alive(), "the later append did not wait for the lock"
+            assert recorder.select_notifications(start=1, limit=10) == []
+        later.join(timeout=10)
+        assert not later.is_alive()
+        logged = recorder.select_notifications(start=1, limit=10)
+        store.close()
+    assert [n.originator_id for n in logged] == [first.id, first.id, second.id, second.id]
+    assert [n.id for n in logged][:2] == ids
+
+
 def stored(store: EventStore, *aggregates: Aggregate) -> list[Any]:
     """The aggregates' pending events as the recorder's append takes them."""
     recorder = store.recorder
@@ -76,73 +103,9 @@ def stored(store: EventStore, *aggregates: Aggregate) -> list[Any]:
             for a in aggregates for s in map(store.mapper.to_stored_event, a.collect_events())]
 
 
-def test_an_append_open_across_many_later_commits_holds_them_back() -> None:
-    """The deterministic half of that promise: an append that has taken its positions
-    but not committed keeps every later one unread, however many commit meanwhile, and
-    then all are read in position order, none passed over."""
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url, pool_size=4))
-        recorder = store.recorder
-        first = Tick()
-        first.tick(1)
-        later = [Tick() for _ in range(50)]
-        subscription = recorder.subscribe(gt=None)
-        with recorder.datastore.get_connection() as conn, conn.transaction():
-            # The first append, as the store makes it, stopped before its commit.
-            ids = [r["notification_id"] for r in
-                   conn.execute(recorder.insert, (stored(store, first), None)).fetchall()]
-            for tick in later:  # appends do not wait for it: they commit
-                store.save(tick)
-            assert len(store.recorder.select_events(later[-1].id)) == 1
-            assert recorder.select_notifications(start=1, limit=500) == []
-            assert recorder.max_notification_id() is None
-        logged = recorder.select_notifications(start=1, limit=500)
-        with subscription:
-            tailed = [next(subscription).id for _ in logged]
-        store.close()
-    assert [n.originator_id for n in logged[:2]] == [first.id, first.id]
-    assert [n.id for n in logged][:2] == ids
-    assert [n.originator_id for n in logged[2:]] == [t.id for t in later]
-    assert tailed == [n.id for n in logged]
-
-
-def test_a_rolled_back_append_leaves_no_gap_a_follower_waits_on() -> None:
-    """An append that rolls back announces nothing; the followers it held back still
-    read what committed after it."""
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url, pool_size=4))
-        recorder = store.recorder
-        lost, kept = Tick(), Tick()
-        subscription = recorder.subscribe(gt=None)
-        with subscription:
-            with recorder.datastore.get_connection() as conn:
-                conn.autocommit = False
-                conn.execute(recorder.insert, (stored(store, lost), None))
-                store.save(kept)
-                conn.rollback()
-                conn.autocommit = True
-            got = next(subscription)
-        store.close()
-    assert got.originator_id == kept.id
-
-
-def test_an_append_must_be_the_first_write_of_its_transaction() -> None:
-    """Its transaction id is what orders it: one taken before the log's lock could be
-    lower than an earlier append's, and the watermark would let a later event pass."""
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url, pool_size=4))
-        recorder = store.recorder
-        with recorder.datastore.get_connection() as conn:
-            conn.execute("CREATE TABLE other (n int)")
-            with pytest.raises(psycopg.errors.ActiveSqlTransaction), conn.transaction():
-                conn.execute("INSERT INTO other VALUES (1)")
-                conn.execute(recorder.insert, (stored(store, Tick()), None))
-            # The log's lock was not left held: the next append goes through.
-            store.save(Tick())
-        store.close()
-
-
 def test_sixteen_writers_with_rollbacks_a_follower_sees_every_commit_once_in_order() -> None:
+    """Appends that took positions and rolled back leave gaps no follower waits on or
+    reads past: a subscription sees every committed event once, in position order."""
     with new_database() as url:
         store = EventStore(env=eventsourcing_env(url, pool_size=20))
         recorder = store.recorder
@@ -158,7 +121,7 @@ def test_sixteen_writers_with_rollbacks_a_follower_sees_every_commit_once_in_ord
                 if rolls.random() < 0.3:  # takes positions, then rolls back
                     with recorder.datastore.get_connection() as conn:
                         conn.autocommit = False
-                        conn.execute(recorder.insert, (stored(store, tick), None))
+                        conn.execute(recorder.insert_locked, (stored(store, tick), None))
                         time.sleep(rolls.random() / 100)
                         conn.rollback()
                         conn.autocommit = True
@@ -189,43 +152,3 @@ def test_sixteen_writers_with_rollbacks_a_follower_sees_every_commit_once_in_ord
     assert len(everything) == 2 * len(committed)  # created and ticked
     assert seen == [n.id for n in everything]
     assert seen == sorted(set(seen))
-
-
-def test_a_transaction_open_in_another_database_holds_nothing_back() -> None:
-    """Snapshots span the server: the watermark leaves other databases' transactions
-    out, or one long transaction elsewhere would stop every follower here."""
-    with new_database() as url, new_database() as elsewhere:
-        store = EventStore(env=eventsourcing_env(url, pool_size=4))
-        with psycopg.connect(elsewhere) as other:  # a transaction, left open
-            other.execute("CREATE TABLE t (n int)")
-            tick = Tick()
-            store.save(tick)
-            read = store.recorder.select_notifications(start=1, limit=10)
-            head = store.recorder.max_notification_id()
-        store.close()
-    assert [n.originator_id for n in read] == [tick.id]
-    assert head == read[0].id
-
-
-def test_a_reader_by_type_does_not_start_past_an_event_still_being_appended() -> None:
-    """A reader by type first finds its first wanted event, then reads from it in a
-    second statement. Found among committed events while a lower one is still being
-    appended, it would be read past that one once it commits: the finding obeys the
-    watermark too."""
-    with new_database() as url:
-        store = EventStore(env=eventsourcing_env(url, pool_size=4))
-        recorder = store.recorder
-        early, late = Tick(), Tick()
-        topics = [store.mapper.to_stored_event(early.collect_events()[0]).topic]
-        early = Tick()
-        with recorder.datastore.get_connection() as conn, conn.transaction():
-            conn.execute(recorder.insert, (stored(store, early), None))
-            store.save(late)
-            with recorder.datastore.get_connection() as other:
-                first = other.execute(recorder.first_wanted, {
-                    "topics": topics, "after": 0, "upto": 2**63 - 1}).fetchone()
-            assert recorder.select_notifications(start=1, limit=10, topics=topics) == []
-        logged = recorder.select_notifications(start=1, limit=10, topics=topics)
-        store.close()
-    assert first is not None and first["first"] is None
-    assert [n.originator_id for n in logged] == [early.id, late.id]
