@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from locust import HttpUser, between, events, task
+from locust import HttpUser, between, events
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
@@ -96,34 +96,29 @@ class Student:
         self.call("GET /api/curriculum/progress/me/", "GET", "/api/curriculum/progress/me/")
 
 
+def sign_in(user: Any) -> None:
+    """Each user's start: log in, or give up, as the light client's student does."""
+    user.student = Student(user)
+    if not user.student.log_in():
+        raise StopUser
+
+
+def take_a_quiz(user: Any) -> None:
+    user.student.take_a_quiz()
+
+
 class FastStudent(FastHttpUser):
     """geventhttpclient: Locust's lighter client (the default here)."""
 
     wait_time = THINK
-    # One keep-alive connection per user, as a browser tab would hold.
-    concurrency = 1
-
-    def on_start(self) -> None:
-        self.student = Student(self)
-        if not self.student.log_in():  # as the light client's student, who gives up
-            raise StopUser
-
-    @task
-    def quiz(self) -> None:
-        self.student.take_a_quiz()
+    concurrency = 1  # one keep-alive connection per user, as a browser tab would hold
+    on_start = sign_in
+    tasks = [take_a_quiz]
 
 
 class RequestsStudent(HttpUser):
     """python-requests: the design document's own HttpUser."""
 
     wait_time = THINK
-
-    def on_start(self) -> None:
-        self.student = Student(self)
-        if not self.student.log_in():  # as the light client's student, who gives up
-            raise StopUser
-
-    @task
-    def quiz(self) -> None:
-        self.student.take_a_quiz()
-
+    on_start = sign_in
+    tasks = [take_a_quiz]
