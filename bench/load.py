@@ -103,6 +103,17 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, MB (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((int(line.split()[1]) for line in status.splitlines()
+               if line.startswith("VmRSS:")), 0)
+    return kb / 1024
+
+
 def client_cpu() -> float:
     """CPU seconds of this process and of its children that ended (a Locust run)."""
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -297,6 +308,8 @@ class WaitSampler:
         # per user is pinned to the worker that accepted it.
         self.server_pid, self.port = server_pid, port
         self.connections: list[list[int]] = []
+        # Peak resident memory (MB) of the serving process and of each API worker.
+        self.peak_rss: dict[int, float] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(database_url, database),
                                        daemon=True)
@@ -313,12 +326,17 @@ class WaitSampler:
                                if parent == self.server_pid]
                     owners = Counter(sockets(workers, self.port)[1].values())
                     self.connections.append(sorted(owners.values(), reverse=True))
+                    for pid in [self.server_pid, *workers]:
+                        self.peak_rss[pid] = max(self.peak_rss.get(pid, 0.0), rss_mb(pid))
 
     def close(self) -> dict[str, Any]:
         self.stopping.set()
         self.thread.join()
         active = sum(self.busy.values())
+        serving = self.peak_rss.pop(self.server_pid, 0.0)
         return {"samples": self.samples, "connections_per_worker": self.connections,
+                "peak_rss_mb": {"serving": serving, "workers": sorted(
+                    (mb for mb in self.peak_rss.values() if mb > 50), reverse=True)},
                 "active_backends_mean": active / max(self.samples, 1),
                 "share_of_active": {k: v / active for k, v in self.busy.most_common(8)}}
 
@@ -852,6 +870,9 @@ def print_report(result: dict[str, Any]) -> None:
           + "; connections per worker at the end of the ramp and the end: "
           + (f"{spread[min(len(spread) - 1, int(result['args']['ramp']))]} {spread[-1]}"
              if spread else "none seen"))
+    rss = waits["peak_rss_mb"]
+    print(f"mix, peak resident memory: serving process {rss['serving']:.0f} MB, API workers "
+          + "/".join(f"{mb:.0f}" for mb in rss["workers"]) + " MB")
     mix_window, mix_requests = result["windows"]["mix"], next(
         r["requests"] for r in result["rows"] if r["name"] == "mix|(all)")
     print(f"mix CPU per request: API {mix_window['server_cpu'] / mix_requests * 1000:.2f} ms"
