@@ -103,6 +103,11 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
 
+def installed(command: str) -> str:
+    """A command this interpreter's environment installed (apranova, locust)."""
+    return str(Path(sys.executable).parent / command)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process now, MB (0 if it is gone)."""
     try:
@@ -523,7 +528,7 @@ def servers(stack: Stack, workers: int) -> Iterator[Servers]:
     each, so that ratios compare like with like."""
     (stack.tmp / "bench_select_app.py").write_text(SELECT_APP)
     api_url, select_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    apranova = str(Path(sys.executable).parent / "apranova")
+    apranova = installed("apranova")
     with process([apranova, "serve", "--port", api_url.rsplit(":", 1)[1], "--workers",
                   str(workers)], serve_env(stack.settings), stack.tmp / "api.log",
                  f"{api_url}/readyz") as api, \
@@ -699,7 +704,7 @@ async def locust_mix(rec: Recorder, data: dict[str, Any], args: argparse.Namespa
         seed.write_text(json.dumps({"emails": data["emails"], "quiz_ids": data["quiz_ids"],
                                     "password": PASSWORD, "think": list(args.think)}))
         users = len(data["emails"])
-        argv = [str(Path(sys.executable).parent / "locust"),
+        argv = [installed("locust"),
                 "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
                 "--users", str(users), "--spawn-rate", f"{users / max(args.ramp, 0.001):g}",
                 "--run-time", f"{args.duration:g}s", "--host", api_url, "--only-summary",
@@ -998,7 +1003,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                         up.select, result))
         # Every read model against a replay of the log: a follower that passed over an
         # event under the load shows here.
-        apranova = str(Path(sys.executable).parent / "apranova")
+        apranova = installed("apranova")
         checked = subprocess.run([apranova, "projections", "verify"], capture_output=True,
                                  env={**os.environ, **serve_env(stack.settings)}, text=True,
                                  cwd=stack.tmp, timeout=600)

@@ -66,6 +66,14 @@ def test_a_tailing_reader_misses_nothing_under_concurrent_writes() -> None:
     assert seen == everything
 
 
+def stored(store: EventStore, *aggregates: Aggregate) -> list[Any]:
+    """The aggregates' pending events as the recorder's append takes them."""
+    recorder = store.recorder
+    return [recorder.construct_pg_stored_event(s.originator_id, s.originator_version,
+                                               s.topic, s.state)
+            for a in aggregates for s in map(store.mapper.to_stored_event, a.collect_events())]
+
+
 def test_an_append_waits_until_an_earlier_one_commits() -> None:
     """The deterministic half of that promise: an append holds the log's lock until it
     commits, so a later one can neither take a position nor commit before it does."""
@@ -75,9 +83,7 @@ def test_an_append_waits_until_an_earlier_one_commits() -> None:
         first, second = Tick(), Tick()
         first.tick(1)
         second.tick(2)
-        held = [recorder.construct_pg_stored_event(s.originator_id, s.originator_version,
-                                                   s.topic, s.state)
-                for s in map(store.mapper.to_stored_event, first.collect_events())]
+        held = stored(store, first)
         later = threading.Thread(target=store.save, args=(second,))
         with recorder.datastore.get_connection() as conn, conn.transaction():
             # The first append, as the store makes it, stopped before its commit.
@@ -93,14 +99,6 @@ def test_an_append_waits_until_an_earlier_one_commits() -> None:
         store.close()
     assert [n.originator_id for n in logged] == [first.id, first.id, second.id, second.id]
     assert [n.id for n in logged][:2] == ids
-
-
-def stored(store: EventStore, *aggregates: Aggregate) -> list[Any]:
-    """The aggregates' pending events as the recorder's append takes them."""
-    recorder = store.recorder
-    return [recorder.construct_pg_stored_event(s.originator_id, s.originator_version,
-                                               s.topic, s.state)
-            for a in aggregates for s in map(store.mapper.to_stored_event, a.collect_events())]
 
 
 def test_sixteen_writers_with_rollbacks_a_follower_sees_every_commit_once_in_order() -> None:
