@@ -59,8 +59,12 @@ class Supervised:
                 self._stop.wait(pause)
                 pause = min(pause * 2, 10)
 
-    def stop(self) -> None:
+    def signal(self) -> None:
+        """Ask it to stop; it does at its next wake-up (half a second at most)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.signal()
         self._thread.join(timeout=10)
 
 
@@ -184,7 +188,7 @@ class Background:
             def messages() -> Iterator[str]:
                 try:
                     while not stop.is_set():
-                        message = pubsub.get_message(timeout=1.0)
+                        message = pubsub.get_message(timeout=0.5)
                         if message is not None:
                             yield self._forget_revoked(bytes(message["data"]).decode())
                 finally:
@@ -251,7 +255,16 @@ class Background:
                 return False
         return True
 
+    def signal(self) -> None:
+        """Ask every supervised component to stop, without waiting for any."""
+        for component in self.components:
+            if isinstance(component, Supervised):
+                component.signal()
+
     def stop(self) -> None:
+        # Every component is asked first and then waited for, so a process stops in one
+        # wake-up interval, not in the sum of them.
+        self.signal()
         for component in reversed(self.components):
             component.stop()
         self.components.clear()
