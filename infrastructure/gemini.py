@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from google import genai
-from google.genai import errors, types
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
 
 from application.ports import GeneratedQuestions, GenerationError, QuizRequest
 from domain.quizzes import MAX_OPTIONS, MIN_OPTIONS, question_problems
@@ -63,17 +66,34 @@ def _json_text(text: str) -> str:
 
 
 class GeminiGenerator:
+    """Every process is wired with the generator, but only the workers generate: the SDK
+    (about 20 MB a process) is loaded on the first quiz, not at start."""
+
     def __init__(self, api_key: str, model: str, base_url: str | None = None,
                  max_attempts: int = 3, timeout_seconds: float = 60.0) -> None:
-        options = types.HttpOptions(
-            base_url=base_url, timeout=int(timeout_seconds * 1000),
-            # Retries are ours: they include a correction prompt, the SDK's would not.
-            retry_options=types.HttpRetryOptions(attempts=1))
-        self.client = genai.Client(api_key=api_key, http_options=options)
+        self._api_key, self._base_url, self._timeout = api_key, base_url, timeout_seconds
+        self._client: genai.Client | None = None
+        self._lock = threading.Lock()
         self.model = model
         self.max_attempts = max_attempts
 
+    @property
+    def client(self) -> genai.Client:
+        with self._lock:
+            if self._client is None:
+                from google import genai
+                from google.genai import types
+
+                options = types.HttpOptions(
+                    base_url=self._base_url, timeout=int(self._timeout * 1000),
+                    # Retries are ours: they include a correction prompt, the SDK's would not.
+                    retry_options=types.HttpRetryOptions(attempts=1))
+                self._client = genai.Client(api_key=self._api_key, http_options=options)
+            return self._client
+
     def generate(self, request: QuizRequest) -> GeneratedQuestions:
+        from google.genai import errors, types
+
         prompt = build_prompt(request)
         provenance: dict[str, Any] = {
             "generator": "gemini", "generator_version": GENERATOR_VERSION,
@@ -108,6 +128,8 @@ class GeminiGenerator:
         raise GenerationError("; ".join(problems) or "no usable output", provenance)
 
     def _config(self, request: QuizRequest) -> types.GenerateContentConfig:
+        from google.genai import types
+
         if request.generation_type == "WEB_SEARCH":
             # Grounding with search can't be combined with a response schema.
             return types.GenerateContentConfig(

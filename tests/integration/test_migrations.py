@@ -39,7 +39,7 @@ def test_a_database_the_first_release_made_is_upgraded_with_its_rows(
                          "VALUES (%s, 'argon2-hash')", (account,))
         assert "alembic_version" not in _tables(url)
 
-        assert migrations.upgrade(url) == migrations.head() == "0005"
+        assert migrations.upgrade(url) == migrations.head() == migrations.HEAD == "0005"
         assert {"pm_pending", "idempotency_keys", "alembic_version"} <= _tables(url)
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT password_hash FROM auth_credentials "
