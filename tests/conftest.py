@@ -48,11 +48,14 @@ def _reachable(host: str, port: int) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """Use the machine's PostgreSQL and Redis; where there are none, the embedded ones."""
     global ADMIN_URL, REDIS_URL
+    if _controls_workers(config):
+        return  # the test processes it starts find their own services
     need_pg = "APRANOVA_TEST_ADMIN_URL" not in os.environ and not _reachable("127.0.0.1", 5432)
     need_redis = ("APRANOVA_TEST_REDIS_URL" not in os.environ
                   and not _reachable("127.0.0.1", 6379))
     if need_pg or need_redis:
-        data = Path(config.rootpath) / ".apranova" / "test-services"
+        data = (Path(config.rootpath) / ".apranova" / "test-services"
+                / os.environ.get("PYTEST_XDIST_WORKER", "main"))
         pg, redis, handles = start_embedded(data, need_pg, need_redis)
         config.stash[_EMBEDDED] = handles
         ADMIN_URL = pg or ADMIN_URL
@@ -64,6 +67,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _EMBEDDED = pytest.StashKey[tuple[Any, ...]]()
+
+
+def _controls_workers(config: pytest.Config) -> bool:
+    """The pytest-xdist process that hands tests to workers and runs none itself."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
+
+
+# Modules whose tests are spread over the parallel test processes one by one rather than
+# kept together: the contract run, one long test per caller, on one session-wide server.
+SPREAD_BY_TEST = ("tests/integration/test_api_contract.py",)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """How the suite splits over parallel test processes (`-n`): a module's tests stay in
+    one process, so a module-scoped server, OpenID provider or Docker engine starts once
+    and its tests see it as they would in a serial run."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SPREAD_BY_TEST else module
+
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In parallel runs, modules marked `long` come first (the processes take modules in
+    collection order, `--no-loadscope-reorder`), so the processes finish together instead
+    of one running a long module last. A serial run keeps the unit tests first."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 JWT_SECRET = "test-secret-" + "x" * 40
 CREDENTIALS_KEY = "uV8xF1m3oVb0l6yQ1w7kS3n9pZ2cR5tE8aH4jL0dG6M="  # a Fernet key, for tests only
 PSEUDONYM_KEY = "test-pseudonyms-" + "y" * 40
@@ -243,6 +280,7 @@ def running_server(settings: Settings, background: bool = True, port: int | None
     try:
         yield Server(container, f"http://127.0.0.1:{port}", followers)
     finally:
+        followers.signal()  # they wind down while the server does
         server.should_exit = True
         thread.join(timeout=10)
         followers.stop()

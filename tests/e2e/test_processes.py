@@ -25,7 +25,7 @@ from tests.conftest import (
     wait_until_ready,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 APRANOVA = [sys.executable, "-m", "interfaces.cli"]
 

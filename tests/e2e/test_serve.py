@@ -21,7 +21,7 @@ from werkzeug import Request, Response
 from tests.conftest import PASSWORD, free_port, unique_email
 from tests.local_http import reply, serve
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 APRANOVA = [sys.executable, "-m", "interfaces.cli"]
 

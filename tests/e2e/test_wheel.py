@@ -25,7 +25,7 @@ from tests.conftest import (
     wait_until_ready,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 SOURCE = Path(__file__).resolve().parents[2]
 

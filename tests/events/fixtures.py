@@ -9,6 +9,7 @@ upcaster, the old fixture stays, and a new one is recorded beside it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -36,13 +37,17 @@ def record(stored_events: Sequence[StoredEvent]) -> None:
         STORED.mkdir(exist_ok=True)
         for stored in stored_events:
             target = path_of(stored.topic, _version(stored.state))
-            if not target.exists():
-                target.write_text(json.dumps({
-                    "topic": stored.topic,
-                    "originator_id": str(stored.originator_id),
-                    "originator_version": stored.originator_version,
-                    "state": stored.state.decode(),
-                }, indent=2, ensure_ascii=False) + "\n")
+            if target.exists():
+                continue
+            text = json.dumps({
+                "topic": stored.topic,
+                "originator_id": str(stored.originator_id),
+                "originator_version": stored.originator_version,
+                "state": stored.state.decode(),
+            }, indent=2, ensure_ascii=False) + "\n"
+            # Test processes run side by side: the first to create the file keeps it.
+            with contextlib.suppress(FileExistsError), target.open("x") as f:
+                f.write(text)
 
 
 def record_while_testing() -> None:

@@ -24,9 +24,7 @@ from tests.conftest import PASSWORD, Server, User, login, make_staff, register_s
 
 ROLES = ("anonymous", "student", "admin")
 
-# schemathesis' own strategies draw from `random`; Hypothesis warns about it on every run.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning")
+pytestmark = pytest.mark.long
 
 # Fuzzing cases per operation and mode; the examples and coverage phases add their own
 # deterministic cases (about 36 per operation, three quarters of all). 3 callers x 68

@@ -26,6 +26,8 @@ from tests.conftest import (
     running_server,
 )
 
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:

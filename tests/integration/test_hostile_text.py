@@ -16,6 +16,8 @@ from domain.text import CONTROL, UNSTORABLE
 from tests.conftest import PASSWORD, Server, User, make_staff, register_student, unique_email
 from tests.integration.test_quizzes_api import generate
 
+pytestmark = pytest.mark.long
+
 HOSTILE = ["x\x00y", "\x00", "a\ud800b", "\udfff", "\ud83d"]
 
 

@@ -38,6 +38,8 @@ from tests.conftest import (
 )
 from tests.integration.test_quizzes_api import generate, publish
 
+pytestmark = pytest.mark.long
+
 
 @contextmanager
 def own_server(smtp: tuple[Mailbox, int], tmp_path: Path, background: bool = True

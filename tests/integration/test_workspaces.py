@@ -38,6 +38,8 @@ from tests.conftest import (
     running_server,
 )
 
+pytestmark = pytest.mark.long
+
 ENGINE_DIR = Path(os.environ.get("APRANOVA_TEST_ENGINE_DIR", "/tmp/apranova-engine"))
 SCRIPTS = Path(__file__).resolve().parent.parent / "docker"
 IMAGE = "apranova/test-workspace:latest"
