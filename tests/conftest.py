@@ -74,6 +74,21 @@ def _controls_workers(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one test process per core, and per 100 connections the PostgreSQL at
+    hand allows (a process holds up to about 50 at once: its servers and the e2e tests'
+    subprocesses). An embedded PostgreSQL is each process's own."""
+    cores = os.cpu_count() or 1
+    if "APRANOVA_TEST_ADMIN_URL" not in os.environ and not _reachable("127.0.0.1", 5432):
+        return cores
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=5) as conn:
+            row = conn.execute("SHOW max_connections").fetchone()
+    except psycopg.Error:
+        return 1
+    return max(1, min(cores, int(row[0]) // 100 if row else 1))
+
+
 # Modules whose tests are spread over the parallel test processes one by one rather than
 # kept together: the contract run, one long test per caller, on one session-wide server.
 SPREAD_BY_TEST = ("tests/integration/test_api_contract.py",)
