@@ -74,6 +74,7 @@ def _controls_workers(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
 
 
+@pytest.hookimpl(optionalhook=True)  # known only with pytest-xdist
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one test process per core, and per 100 connections the PostgreSQL at
     hand allows (a process holds up to about 50 at once: its servers and the e2e tests'
@@ -94,6 +95,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 SPREAD_BY_TEST = ("tests/integration/test_api_contract.py",)
 
 
+@pytest.hookimpl(optionalhook=True)  # known only with pytest-xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """How the suite splits over parallel test processes (`-n`): a module's tests stay in
     one process, so a module-scoped server, OpenID provider or Docker engine starts once
