@@ -68,6 +68,24 @@ def test_every_operation_documents_its_errors_with_the_envelope(client: httpx.Cl
     assert "202" in spec["paths"]["/api/users/profile/"]["put"]["responses"]
 
 
+def test_text_parameters_are_documented_as_the_api_takes_them(client: httpx.Client) -> None:
+    """A NUL in a query string or path is refused with a 400 before any route, so the
+    document says so of every text parameter there: a client (or a fuzzer) reading it
+    does not take a NUL for valid data."""
+    spec = client.get("/openapi.json").json()
+    texts = [(path, p["name"], p["schema"]) for path, operations in spec["paths"].items()
+             for operation in operations.values() for p in operation.get("parameters", [])
+             if p["in"] in ("query", "path") and p["schema"].get("type") == "string"]
+    assert ("/api/events/", "types") in {(path, name) for path, name, _ in texts}
+    for path, name, schema in texts:
+        assert "pattern" in schema or "format" in schema or "enum" in schema, (path, name)
+        if "pattern" in schema:
+            assert not re.search(schema["pattern"], "a\x00b"), (path, name)
+    r = client.get("/api/events/", params={"types": "apranova.quiz.Published\x00"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "BAD_REQUEST"
+
+
 @pytest.mark.parametrize("value", ["+0.0", "null", "-1", "1e3", "1.0", "0x10", "9" * 40])
 def test_x_position_is_a_non_negative_integer_or_a_clear_422(
     client: httpx.Client, value: str,
