@@ -31,6 +31,7 @@ from application.ports import (
     CodeHost,
     IdentityProvider,
     Mailer,
+    PasswordHasher,
     PaymentGateway,
     QuizGenerator,
     WorkspaceRuntime,
@@ -265,6 +266,7 @@ class Adapters:
     gateway: PaymentGateway | None = None
     code_host: CodeHost | None = None
     identity_providers: Mapping[str, IdentityProvider] | None = None
+    hasher: PasswordHasher | None = None
 
 
 def _code_host(settings: Settings) -> github.GitHubClient | None:
@@ -364,7 +366,7 @@ def build(settings: Settings | None = None, adapters: Adapters | None = None) ->
     store, views, curriculum, files, access = _prepare_storage(
         settings, env, pool, settings.requires_payment(), cipher)
 
-    hasher = Argon2Hasher()
+    hasher = given.hasher or Argon2Hasher()
     credentials = authstore.PostgresCredentials(pool)
     redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     sessions = authstore.RememberedSessions(

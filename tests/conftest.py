@@ -26,8 +26,9 @@ from werkzeug import Request, Response
 
 from domain.roles import Role
 from infrastructure.background import Background
-from infrastructure.bootstrap import Container, build
+from infrastructure.bootstrap import Adapters, Container, build
 from infrastructure.embedded import start_embedded
+from infrastructure.passwords import Argon2Hasher
 from infrastructure.settings import Settings
 from interfaces.http.app import create_app, server_options
 from tests.local_http import reply, serve
@@ -276,11 +277,17 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
+# argon2id as in production, at its smallest cost: a test server's sign-ups and logins
+# (about 1,700 in a run) would otherwise take 40 s of CPU. The e2e tests' processes and the
+# containers tests build themselves hash at OWASP's parameters.
+QUICK_HASHING = Adapters(hasher=Argon2Hasher(time_cost=1, memory_kib=1024))
+
+
 @contextmanager
 def running_server(settings: Settings, background: bool = True, port: int | None = None
                    ) -> Iterator[Server]:
     """The real app under uvicorn on a (free) loopback port, with its background components."""
-    container = build(settings)
+    container = build(settings, QUICK_HASHING)
     followers = Background(container)
     if background:
         followers.start_all()
