@@ -158,9 +158,11 @@ def test_a_revoked_token_is_refused_everywhere_while_redis_is_down(
             while not b.container.sessions.hearing:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            # B has checked the session and trusts it from memory for 30 s.
-            assert to_b.get("/api/users/profile/", headers=student.headers
-                            ).status_code == 200
+            # B has checked the session and trusts it from memory for 30 s. (The profile
+            # is read once A's projector has applied the registration.)
+            head = str(a.container.store.recorder.max_notification_id())
+            assert to_b.get("/api/users/profile/", headers={
+                **student.headers, "X-Position": head}).status_code == 200
             server.kill()
             server.wait(timeout=10)
             deadline = time.monotonic() + 5
